@@ -1,0 +1,211 @@
+"""The ``sfmc-source`` command line. Thin: it maps options onto library calls."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from types import FrameType
+
+import click
+
+from sfmc_source import __version__
+from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, RestOptions, sizes_for
+from sfmc_source.emulator.app import READ_SCOPES
+
+
+def _scale(ctx: click.Context | None, param: click.Parameter | None, value: str) -> str:
+    try:
+        sizes_for(value)
+    except ValueError:
+        raise click.BadParameter(
+            "use small, medium, large or a whole number N (N × small)"
+        ) from None
+    return value
+
+
+def _malformed(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, int]:
+    parsed = {}
+    for value in values:
+        resource, _, page = value.rpartition(":")
+        if not resource or not page.isdigit() or int(page) < 1:
+            raise click.BadParameter(f"{value!r}: use RESOURCE:PAGE, e.g. campaigns:2 or List:1")
+        parsed[resource] = int(page)
+    return parsed
+
+
+def _scopes(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return READ_SCOPES
+    scopes = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = sorted(set(scopes) - set(READ_SCOPES))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown scope {', '.join(unknown)}; choose from {', '.join(READ_SCOPES)}"
+        )
+    return scopes
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sfmc-source")
+def main() -> None:
+    """Salesforce Marketing Cloud data into your warehouse, incrementally."""
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1; 0 picks a free one.",
+)
+@click.option(
+    "--scale",
+    default="small",
+    show_default=True,
+    callback=_scale,
+    help="small, medium, large, or N (N times small).",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the data generator.")
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Delay added to every request.",
+)
+@click.option(
+    "--business-units",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Number of business units (MIDs), each with its own data.",
+)
+@click.option(
+    "--token-ttl",
+    type=click.IntRange(1),
+    default=1079,
+    show_default=True,
+    help="Access token lifetime in seconds (expires_in).",
+)
+@click.option(
+    "--scopes",
+    callback=_scopes,
+    help="Comma-separated scopes the package grants "
+    "(default: all read scopes). Leave one out to get 403s.",
+)
+@click.option(
+    "--client-id", default="", help="Client id to accept (default: derived from the seed)."
+)
+@click.option(
+    "--client-secret", default="", help="Client secret to accept (default: derived from the seed)."
+)
+@click.option(
+    "--rate-limit-every",
+    type=click.IntRange(0),
+    default=0,
+    help="Throttle every Nth API request (REST 429 + Retry-After, SOAP HTTP 500).",
+)
+@click.option(
+    "--retry-after",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Seconds in Retry-After of a 429.",
+)
+@click.option(
+    "--server-error-every",
+    type=click.IntRange(0),
+    default=0,
+    help="Answer every Mth API request with a server error.",
+)
+@click.option(
+    "--reset-every",
+    type=click.IntRange(0),
+    default=0,
+    help="Reset the connection of every Kth API request.",
+)
+@click.option(
+    "--malformed",
+    multiple=True,
+    callback=_malformed,
+    metavar="RESOURCE:PAGE",
+    help="Cut short the body of that page (campaigns, campaign_assets, interactions, List).",
+)
+@click.option(
+    "--assets-envelope",
+    type=click.Choice(["items", "entities", "list"]),
+    default="items",
+    show_default=True,
+    help="Envelope key of campaign assets (the facts are uncertain).",
+)
+def emulator(
+    port: int,
+    scale: str,
+    seed: int,
+    latency_ms: float,
+    business_units: int,
+    token_ttl: int,
+    scopes: tuple[str, ...],
+    client_id: str,
+    client_secret: str,
+    rate_limit_every: int,
+    retry_after: int,
+    server_error_every: int,
+    reset_every: int,
+    malformed: dict[str, int],
+    assets_envelope: str,
+) -> None:
+    """Serve the SFMC emulator on 127.0.0.1 and print the environment to point a sync at it."""
+    faults = Faults(
+        latency_ms=latency_ms,
+        rate_limit_every=rate_limit_every,
+        retry_after=retry_after,
+        server_error_every=server_error_every,
+        reset_every=reset_every,
+        malformed=malformed,
+    )
+    config = EmulatorConfig(
+        seed=seed,
+        sizes=sizes_for(scale),
+        business_units=business_units,
+        client_id=client_id,
+        client_secret=client_secret,
+        token_ttl=token_ttl,
+        scopes=scopes,
+        faults=faults,
+        rest=RestOptions(assets_envelope=assets_envelope),
+    )
+    started = time.perf_counter()
+    server = Emulator(config, port)
+    for name, value in server.environment().items():
+        click.echo(f"export {name}={value}")
+    sys.stdout.flush()
+    mids = ", ".join(str(m) for m in config.mids)
+    click.echo(
+        f"SFMC emulator ready in {time.perf_counter() - started:.1f}s on {server.auth_url} "
+        f"(business units {mids}); Ctrl-C stops it.",
+        err=True,
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        click.echo(f"served {len(server.app.log.entries)} requests", err=True)
+
+
+@main.command()
+def demo() -> None:
+    """What `make demo` runs: the emulator walked end to end, offline."""
+    from sfmc_source.demo import run_demo
+
+    run_demo()

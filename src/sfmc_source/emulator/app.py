@@ -1,0 +1,567 @@
+"""The emulator as a plain function of a request: auth, REST, SOAP, faults and the request log.
+
+Transports (a socket server, an httpx transport) call ``EmulatorApp.handle``. Paths are laid
+out like three SFMC hosts on one port: the auth host at ``/`` (``/v2/token``), the REST
+instance at ``/rest/`` and the SOAP instance at ``/soap/``; the token response names the last
+two, so a client that builds URLs by hand instead of using them fails here as it would live.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sfmc_source.emulator import rest, soap
+from sfmc_source.emulator.catalogue import CATALOGUE, SoapObject, SoapProperty
+from sfmc_source.emulator.data import BusinessUnit, Clock, Mutations, Row
+from sfmc_source.emulator.generate import Sizes, generate_unit
+from sfmc_source.emulator.messages import (
+    XML,
+    Request,
+    Response,
+    not_authorized,
+    not_found,
+    rest_error,
+    to_json,
+)
+
+READ_SCOPES = (
+    "campaign_read",
+    "journeys_read",
+    "list_and_subscribers_read",
+    "email_read",
+    "data_extensions_read",
+    "tracking_events_read",
+)
+# Real token scope strings start with "offline" and list many unrelated scopes (sfmc-api.md §1.3).
+UNRELATED_SCOPES = (
+    "documents_and_images_read",
+    "saved_content_read",
+    "automations_read",
+    "automations_execute",
+    "audiences_read",
+    "webhooks_read",
+)
+MAX_BATCH = 2_500
+TOKEN_PATH = "/v2/token"
+SOAP_PATHS = ("/soap/service.asmx",)
+
+
+@dataclass
+class Faults:
+    """Fault knobs, read on every request, so tests may change them while the emulator runs.
+
+    Counters run over API requests (REST and SOAP, not token requests), starting at 1:
+    request n gets a reset if ``reset_every`` divides n, else a throttle if
+    ``rate_limit_every`` does (REST 429 with Retry-After, SOAP HTTP 500), else a server error
+    if ``server_error_every`` does. ``malformed`` maps a resource (``campaigns``,
+    ``campaign_assets``, ``interactions`` or a SOAP object type such as ``List``) to the page
+    number whose body is cut short.
+    """
+
+    latency_ms: float = 0.0
+    rate_limit_every: int = 0
+    retry_after: int = 1
+    blocked: bool = False
+    server_error_every: int = 0
+    server_error_status: int = 500
+    reset_every: int = 0
+    malformed: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class EmulatorConfig:
+    """Everything that makes one emulated tenant. Defaults follow sfmc-api.md; the variant
+    knobs choose between shapes the facts leave uncertain."""
+
+    seed: int = 1
+    sizes: Sizes = field(default_factory=Sizes)
+    business_units: int = 1
+    client_id: str = ""
+    client_secret: str = ""
+    token_ttl: int = 1079
+    scopes: tuple[str, ...] = READ_SCOPES
+    package_enabled: bool = True
+    faults: Faults = field(default_factory=Faults)
+    rest: rest.RestOptions = field(default_factory=rest.RestOptions)
+    forbidden_body: str = "errorcode"  # errorcode (help article) | message (live probe)
+    null_style: str = "missing"  # how SOAP writes a null non-nillable property: missing | nil
+    request_id_per_page: bool = False
+    unretrievable: dict[str, set[str]] = field(default_factory=dict)
+    empty_describe: bool = False
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(f"sfmc-emulator-{self.seed}".encode()).hexdigest()
+        self.client_id = self.client_id or digest[:24]
+        self.client_secret = (
+            self.client_secret or base64.b32encode(bytes.fromhex(digest[24:54])).decode()[:24]
+        )
+
+    @property
+    def mids(self) -> list[int]:
+        return [512_345_678 + i for i in range(max(self.business_units, 1))]
+
+    @property
+    def subdomain(self) -> str:
+        digest = hashlib.sha256(f"subdomain-{self.seed}".encode()).hexdigest()
+        return f"mc{digest[:17]}-{digest[17:25]}"
+
+
+@dataclass
+class Token:
+    mid: int
+    scopes: frozenset[str]
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str
+    endpoint: str
+    status: int
+    mid: int | None
+
+
+class RequestLog:
+    """Every request the emulator answered, for tests and the demo to count."""
+
+    def __init__(self) -> None:
+        self._entries: list[LoggedRequest] = []
+        self._lock = threading.Lock()
+
+    def record(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    @property
+    def entries(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._entries)
+
+    def count(self, endpoint: str | None = None, status: int | None = None) -> int:
+        return sum(
+            1
+            for e in self.entries
+            if (endpoint is None or e.endpoint == endpoint)
+            and (status is None or e.status == status)
+        )
+
+    @property
+    def token_requests(self) -> int:
+        return self.count(f"POST {TOKEN_PATH}")
+
+    def by_endpoint(self) -> dict[str, int]:
+        return dict(Counter(e.endpoint for e in self.entries))
+
+    def by_status(self) -> dict[int, int]:
+        return dict(Counter(e.status for e in self.entries))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "total": len(self.entries),
+            "token_requests": self.token_requests,
+            "by_endpoint": self.by_endpoint(),
+            "by_status": self.by_status(),
+        }
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+@dataclass
+class Cursor:
+    """A Retrieve in progress: the rows matched when it began, and how far it has got."""
+
+    writer: soap.ResultsWriter
+    rows: list[Row]
+    batch: int
+    offset: int = 0
+    page: int = 0
+
+
+class EmulatorApp:
+    def __init__(self, config: EmulatorConfig | None = None, base_url: str = "") -> None:
+        self.config = config or EmulatorConfig()
+        self.base_url = base_url
+        self.units: dict[int, BusinessUnit] = {
+            mid: generate_unit(self.config.seed, mid, self.config.sizes) for mid in self.config.mids
+        }
+        self.mutate = Mutations(self.units, Clock(), self.config.mids[0])
+        self.log = RequestLog()
+        self._tokens: dict[str, Token] = {}
+        self._cursors: OrderedDict[str, Cursor] = OrderedDict()
+        self._counter = 0
+        self._lock = threading.Lock()
+
+    @property
+    def faults(self) -> Faults:
+        return self.config.faults
+
+    def unit(self, mid: int | None = None) -> BusinessUnit:
+        return self.mutate.unit(mid)
+
+    # ---- entry point --------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        if request.path.startswith("/_emulator/"):
+            return self._control(request)
+        if self.faults.latency_ms:
+            time.sleep(self.faults.latency_ms / 1000)
+        endpoint, mid, response = self._dispatch(request)
+        if (
+            response.page_of
+            and self.faults.malformed.get(response.page_of[0]) == response.page_of[1]
+        ):
+            response.body = response.body[: len(response.body) // 2]
+        self.log.record(
+            LoggedRequest(
+                request.method,
+                request.path,
+                endpoint,
+                0 if response.reset else response.status,
+                mid,
+            )
+        )
+        return response
+
+    def _dispatch(self, request: Request) -> tuple[str, int | None, Response]:
+        path = request.path
+        if path == TOKEN_PATH:
+            if request.method != "POST":
+                return f"{request.method} {path}", None, rest_error(405, "Method Not Allowed", None)
+            return f"POST {TOKEN_PATH}", None, self._token(request)
+        if path.lower() in SOAP_PATHS:
+            return self._soap(request)
+        if path.startswith("/rest/"):
+            return self._rest(request, path.removeprefix("/rest"))
+        return f"{request.method} {path}", None, not_found()
+
+    def _injected_fault(self, soap_call: bool) -> Response | None:
+        with self._lock:
+            self._counter += 1
+            n = self._counter
+        faults = self.faults
+        if faults.reset_every and n % faults.reset_every == 0:
+            return Response(0, reset=True)
+        if faults.rate_limit_every and n % faults.rate_limit_every == 0:
+            if soap_call:
+                return self._soap_fault(
+                    soap.Fault("soap:Server", "Server too busy. Please retry later."), None
+                )
+            if faults.blocked:
+                return rest_error(429, "Your requests are temporarily blocked.", 50200)
+            response = rest_error(429, "Rate limit exceeded", 50100, retryAfter=faults.retry_after)
+            response.headers["Retry-After"] = str(faults.retry_after)
+            return response
+        if faults.server_error_every and n % faults.server_error_every == 0:
+            if soap_call:
+                return self._soap_fault(soap.Fault("soap:Server", "Unplanned Outage"), None)
+            return Response(
+                faults.server_error_status,
+                b"<html><body>Service Unavailable</body></html>",
+                content_type="text/html",
+            )
+        return None
+
+    # ---- auth ---------------------------------------------------------------------------
+
+    def _token(self, request: Request) -> Response:
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _oauth_error(400, "invalid_request", "The request body must be a JSON object.")
+        if body.get("grant_type") != "client_credentials":
+            return _oauth_error(400, "unsupported_grant_type", "Use grant_type client_credentials.")
+        cfg = self.config
+        if (
+            not cfg.package_enabled
+            or body.get("client_id") != cfg.client_id
+            or body.get("client_secret") != cfg.client_secret
+        ):
+            return _oauth_error(
+                401,
+                "invalid_client",
+                "Client authentication failed. Make sure that the client ID and client secret "
+                "are valid and that the package is installed and enabled.",
+            )
+        mid = self._account(body.get("account_id"))
+        if mid is None:
+            return _oauth_error(
+                400, "invalid_grant", "The account_id is not accessible to this package."
+            )
+        scopes = self._granted(body.get("scope"))
+        if scopes is None:
+            return _oauth_error(
+                400, "invalid_scope", "A requested scope is not granted to this package."
+            )
+        token = _jwt_like(mid)
+        with self._lock:
+            self._tokens[token] = Token(mid, scopes, time.monotonic() + cfg.token_ttl)
+        base = self.base_url.rstrip("/")
+        return Response(
+            200,
+            to_json(
+                {
+                    "access_token": token,
+                    "token_type": "Bearer",
+                    "expires_in": cfg.token_ttl,
+                    "scope": " ".join(("offline", *UNRELATED_SCOPES, *sorted(scopes))),
+                    "soap_instance_url": f"{base}/soap/",
+                    "rest_instance_url": f"{base}/rest/",
+                }
+            ),
+        )
+
+    def _account(self, account_id: Any) -> int | None:
+        if account_id is None or account_id == "":
+            return self.config.mids[0]
+        try:
+            mid = int(account_id)
+        except (TypeError, ValueError):
+            return None
+        return mid if mid in self.units else None
+
+    def _granted(self, requested: Any) -> frozenset[str] | None:
+        granted = frozenset(self.config.scopes)
+        if requested is None:
+            return granted
+        wanted = frozenset(str(requested).split())
+        return wanted if wanted <= granted | {"offline", *UNRELATED_SCOPES} else None
+
+    def _bearer(self, token: str | None) -> tuple[Token | None, bool]:
+        """The token's record and whether it expired."""
+        record = self._tokens.get(token or "")
+        if record is None:
+            return None, False
+        return record, time.monotonic() >= record.expires_at
+
+    # ---- REST ---------------------------------------------------------------------------
+
+    def _rest(self, request: Request, path: str) -> tuple[str, int | None, Response]:
+        found = rest.find_route(path)
+        endpoint = found[0].endpoint if found else f"{request.method} {path}"
+        injected = self._injected_fault(soap_call=False)
+        if injected:
+            return endpoint, None, injected
+        header = request.headers.get("authorization", "")
+        token, expired = self._bearer(
+            header[7:].strip() if header[:7].lower() == "bearer " else None
+        )
+        if token is None or expired:
+            return endpoint, None, not_authorized()
+        if found is None or request.method != "GET":
+            return endpoint, token.mid, not_found()
+        route, params = found
+        if route.scope not in token.scopes:
+            return endpoint, token.mid, self._forbidden()
+        call = rest.RestCall(
+            request, self.units[token.mid], params, self.config.rest, self.mutate.lock
+        )
+        try:
+            return endpoint, token.mid, route.handler(call)
+        except rest.BadRequest as exc:
+            return endpoint, token.mid, rest.bad_request(exc)
+
+    def _forbidden(self) -> Response:
+        if self.config.forbidden_body == "message":
+            return rest_error(403, "Insufficient privileges to complete this action.", None)
+        return rest_error(403, "Insufficient Privileges to complete this action.", 20002)
+
+    # ---- SOAP ---------------------------------------------------------------------------
+
+    def _soap(self, request: Request) -> tuple[str, int | None, Response]:
+        try:
+            envelope = soap.read_envelope(request.body)
+        except soap.Fault as fault:
+            return "SOAP (unreadable)", None, self._soap_fault(fault, None)
+        operation = {"RetrieveRequestMsg": "Retrieve", "DefinitionRequestMsg": "Describe"}.get(
+            envelope.operation, envelope.operation
+        )
+        injected = self._injected_fault(soap_call=True)
+        endpoint = f"SOAP {operation}"
+        if injected:
+            return endpoint, None, injected
+        token, expired = self._bearer(envelope.token)
+        if token is None or expired:
+            denied = soap.Fault(
+                "q0:Security", "Token Expired" if expired else "Login Failed", security=True
+            )
+            return endpoint, None, self._soap_fault(denied, envelope.message_id)
+        try:
+            if operation == "Retrieve":
+                label, body = self._retrieve(soap.read_retrieve(envelope.body), token)
+                return f"{endpoint} {label}", token.mid, body
+            if operation == "Describe":
+                return endpoint, token.mid, self._describe(envelope, token)
+            raise soap.Fault(
+                "soap:Client", f"The operation {operation} is not supported by the emulator."
+            )
+        except soap.Fault as fault:
+            return endpoint, token.mid, self._soap_fault(fault, envelope.message_id)
+
+    def _soap_fault(self, fault: soap.Fault, relates_to: str | None) -> Response:
+        actor = f"{self.base_url.rstrip('/')}/soap/Service.asmx"
+        body = soap.envelope(
+            "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault",
+            relates_to,
+            soap.fault_body(fault, actor),
+        )
+        return Response(500, body, content_type=XML)
+
+    def _retrieve(self, request: soap.RetrieveRequest, token: Token) -> tuple[str, Response]:
+        label = request.object_type or ""
+        try:
+            if request.continue_request:
+                cursor, request_id = self._continued(request.continue_request, token)
+            else:
+                cursor, request_id = self._new_cursor(request, token), str(uuid.uuid4())
+        except soap.StatusError as exc:
+            body = soap.retrieve_response(str(exc), str(uuid.uuid4()), [])
+            return label, Response(
+                200, soap.envelope("RetrieveResponse", None, body), content_type=XML
+            )
+        label = cursor.writer.obj.name
+        chunk = cursor.rows[cursor.offset : cursor.offset + cursor.batch]
+        cursor.offset += len(chunk)
+        cursor.page += 1
+        more = cursor.offset < len(cursor.rows)
+        if more:
+            with self._lock:
+                self._cursors[request_id] = cursor
+                while len(self._cursors) > 256:
+                    self._cursors.popitem(last=False)
+        status = "MoreDataAvailable" if more else "OK"
+        body = soap.retrieve_response(
+            status, request_id, [cursor.writer.write(row) for row in chunk]
+        )
+        response = Response(
+            200,
+            soap.envelope("RetrieveResponse", None, body),
+            content_type=XML,
+            page_of=(label, cursor.page),
+        )
+        return label, response
+
+    def _continued(self, request_id: str, token: Token) -> tuple[Cursor, str]:
+        with self._lock:
+            cursor = self._cursors.pop(request_id, None)
+        if cursor is None:
+            raise soap.StatusError("The RequestID sent through ContinueRequest does not exist.")
+        return cursor, str(uuid.uuid4()) if self.config.request_id_per_page else request_id
+
+    def _new_cursor(self, request: soap.RetrieveRequest, token: Token) -> Cursor:
+        obj = CATALOGUE.get(request.object_type or "")
+        if obj is None:
+            raise soap.StatusError(
+                f"Error: Unable to find a handler for object type: {request.object_type}. "
+                "Object types are case-sensitive, check spelling."
+            )
+        if obj.scope not in token.scopes:
+            raise soap.StatusError("Error: API Permission Failed")
+        bad = [
+            name for name in request.properties if not self._retrievable(obj, obj.property(name))
+        ]
+        if bad or not request.properties:
+            raise soap.StatusError(
+                f"Error: The Request Property(s) {', '.join(bad) or '(none)'} do not "
+                f"match with the fields of {obj.name} retrieve"
+            )
+        test = soap.compile_filter(request.filter, obj) if request.filter is not None else None
+        with self.mutate.lock:
+            rows = [
+                row
+                for unit in self._units_for(request, token)
+                for row in obj.rows(unit)
+                if test is None or test(row.fields)
+            ]
+        batch = (
+            request.batch_size
+            if request.batch_size and 0 < request.batch_size < MAX_BATCH
+            else MAX_BATCH
+        )
+        writer = soap.ResultsWriter(obj, request.properties, self.config.null_style)
+        return Cursor(writer, rows, batch)
+
+    def _units_for(self, request: soap.RetrieveRequest, token: Token) -> list[BusinessUnit]:
+        if request.query_all_accounts:
+            return list(self.units.values())
+        if request.client_ids:
+            return [self.units[mid] for mid in request.client_ids if mid in self.units]
+        return [self.units[token.mid]]
+
+    def _retrievable(self, obj: SoapObject, prop: SoapProperty | None) -> bool:
+        return (
+            prop is not None
+            and prop.retrievable
+            and prop.name not in self.config.unretrievable.get(obj.name, set())
+        )
+
+    def _describe(self, envelope: soap.Envelope, token: Token) -> Response:
+        parts = []
+        for name in soap.read_describe(envelope.body):
+            obj = CATALOGUE.get(name)
+            if obj is None:
+                raise soap.Fault(
+                    "soap:Client", f"Unable to find a handler for object type: {name}."
+                )
+            unretrievable = self.config.unretrievable.get(name, set())
+            parts.append(soap.describe_response(obj, unretrievable, self.config.empty_describe))
+        return Response(
+            200,
+            soap.envelope("DescribeResponse", envelope.message_id, b"".join(parts)),
+            content_type=XML,
+        )
+
+    # ---- control ------------------------------------------------------------------------
+
+    def _control(self, request: Request) -> Response:
+        if request.path == "/_emulator/requests":
+            if request.method == "DELETE":
+                self.log.clear()
+            return Response(200, to_json(self.log.summary()))
+        return not_found()
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    return Response(
+        status,
+        to_json(
+            {
+                "error": error,
+                "error_description": description,
+                "error_uri": "https://developer.salesforce.com/docs",
+            }
+        ),
+    )
+
+
+def _jwt_like(mid: int) -> str:
+    """An opaque ~500-character token shaped like the recorded ones (three base64url parts)."""
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = part(b'{"alg":"HS256","kid":"4","ver":"1","typ":"JWT"}')
+    payload = part(
+        json.dumps(
+            {
+                "access_token": secrets.token_urlsafe(180),
+                "client_id": "emulator",
+                "eid": mid,
+                "stack_key": "S50",
+            }
+        ).encode()
+    )
+    return f"{header}.{payload}.{part(secrets.token_bytes(32))}"

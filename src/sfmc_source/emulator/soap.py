@@ -1,0 +1,375 @@
+"""The emulator's SOAP side: read a request envelope, evaluate filters, write SFMC's XML.
+
+Requests are parsed with lxml with entities, DTDs and network access off. Responses are
+written as text, the way SFMC writes them: unprefixed children in the partnerAPI namespace,
+``xsi:nil`` or a missing element for null, ``<X />`` for an empty string, naive timestamps in
+system time (sfmc-api.md §3).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lxml import etree
+
+from sfmc_source.emulator.catalogue import ALWAYS_RETURNED, SoapObject, SoapProperty
+from sfmc_source.emulator.data import Fields, Row
+from sfmc_source.timefmt import format_system_time, parse_timestamp
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+PARTNER = "http://exacttarget.com/wsdl/partnerAPI"
+FUEL = "http://exacttarget.com"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
+)
+
+
+class StatusError(Exception):
+    """A request SFMC answers with HTTP 200 and this ``OverallStatus`` text."""
+
+
+class Fault(Exception):
+    """A request SFMC answers with HTTP 500 and a SOAP fault."""
+
+    def __init__(self, code: str, text: str, *, security: bool = False) -> None:
+        super().__init__(text)
+        self.code, self.text, self.security = code, text, security
+
+
+@dataclass
+class Envelope:
+    """What the emulator needs from a request envelope."""
+
+    operation: str
+    token: str | None
+    message_id: str | None
+    body: etree._Element
+
+
+@dataclass
+class RetrieveRequest:
+    object_type: str | None = None
+    properties: list[str] = field(default_factory=list)
+    filter: etree._Element | None = None
+    continue_request: str | None = None
+    batch_size: int | None = None
+    client_ids: list[int] = field(default_factory=list)
+    query_all_accounts: bool = False
+
+
+def read_envelope(body: bytes) -> Envelope:
+    try:
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise Fault("soap:Client", f"Server was unable to read request. {exc}") from None
+    soap_body = root.find(f"{{{SOAP_ENV}}}Body")
+    if root.tag != f"{{{SOAP_ENV}}}Envelope" or soap_body is None or len(soap_body) == 0:
+        raise Fault("soap:Client", "Server was unable to read request: no SOAP 1.1 Envelope/Body.")
+    token = root.findtext(f"{{{SOAP_ENV}}}Header/{{{FUEL}}}fueloauth")
+    message_id = root.findtext(
+        f"{{{SOAP_ENV}}}Header/{{http://schemas.xmlsoap.org/ws/2004/08/addressing}}MessageID"
+    )
+    operation = etree.QName(soap_body[0]).localname
+    return Envelope(operation, token.strip() if token else None, message_id, soap_body[0])
+
+
+def read_retrieve(message: etree._Element) -> RetrieveRequest:
+    request_el = message.find(f"{{{PARTNER}}}RetrieveRequest")
+    if request_el is None:
+        raise Fault("soap:Client", "Server was unable to read request: no RetrieveRequest.")
+    request = RetrieveRequest()
+    for child in request_el:
+        name, text = etree.QName(child).localname, (child.text or "").strip()
+        if name == "ObjectType":
+            request.object_type = text
+        elif name == "Properties":
+            request.properties.append(text)
+        elif name == "Filter":
+            request.filter = child
+        elif name == "ContinueRequest":
+            request.continue_request = text or None
+        elif name == "QueryAllAccounts":
+            request.query_all_accounts = text.lower() == "true"
+        elif name == "ClientIDs":
+            request.client_ids += [int(i.text) for i in child.iter(f"{{{PARTNER}}}ID") if i.text]
+        elif name == "Options":
+            size = child.findtext(f"{{{PARTNER}}}BatchSize")
+            request.batch_size = int(size) if size and size.strip().lstrip("-").isdigit() else None
+    return request
+
+
+def read_describe(message: etree._Element) -> list[str]:
+    return [(el.text or "").strip() for el in message.iter(f"{{{PARTNER}}}ObjectType")]
+
+
+# ---- filters ----------------------------------------------------------------------------
+
+Predicate = Callable[[Fields], bool]
+
+
+def compile_filter(element: etree._Element, obj: SoapObject) -> Predicate:
+    """Turn a ``Filter``/``LeftOperand``/``RightOperand`` element into a row predicate."""
+    kind = _xsi_type(element)
+    if kind == "SimpleFilterPart":
+        return _simple_filter(element, obj)
+    if kind == "ComplexFilterPart":
+        return _complex_filter(element, obj)
+    raise StatusError("Error: Unknown filter of type FilterPart encountered")
+
+
+def _xsi_type(element: etree._Element) -> str | None:
+    value = element.get(f"{{{XSI}}}type")
+    return value.rsplit(":", 1)[-1] if value else None
+
+
+def _complex_filter(element: etree._Element, obj: SoapObject) -> Predicate:
+    operands = [
+        element.find(f"{{{PARTNER}}}LeftOperand"),
+        element.find(f"{{{PARTNER}}}RightOperand"),
+    ]
+    operands += list(element.iterfind(f"{{{PARTNER}}}AdditionalOperands/{{{PARTNER}}}Operand"))
+    if any(o is None for o in operands[:2]):
+        raise StatusError("Error: Incorrect syntax near the keyword 'AND'.")
+    parts = [compile_filter(o, obj) for o in operands if o is not None]
+    logical = (element.findtext(f"{{{PARTNER}}}LogicalOperator") or "").strip()
+    if logical == "AND":
+        return lambda fields: all(p(fields) for p in parts)
+    if logical == "OR":
+        return lambda fields: any(p(fields) for p in parts)
+    raise StatusError(f"Error: Unknown logical operator '{logical}'.")
+
+
+def _simple_filter(element: etree._Element, obj: SoapObject) -> Predicate:
+    name = (element.findtext(f"{{{PARTNER}}}Property") or "").strip()
+    op_name = (element.findtext(f"{{{PARTNER}}}SimpleOperator") or "").strip()
+    prop = obj.property(name)
+    if prop is None:
+        raise StatusError(f"Error: Invalid column name '{name}'.")
+    texts = [el.text or "" for el in element.iterfind(f"{{{PARTNER}}}Value")]
+    texts += [el.text or "" for el in element.iterfind(f"{{{PARTNER}}}DateValue")]
+    if op_name in ("isNull", "isNotNull"):
+        wanted_null = op_name == "isNull"
+        return lambda fields: (fields.get(name) is None) == wanted_null
+    if not texts:
+        raise StatusError(
+            f"Error: Invalid argument for the {op_name} operator. Filter array cannot be null."
+        )
+    values = [_filter_value(prop, text) for text in texts]
+    return _comparison(name, op_name, values, prop)
+
+
+_BINARY: dict[str, Callable[[Any, Any], bool]] = {
+    "equals": operator.eq,
+    "notEquals": operator.ne,
+    "greaterThan": operator.gt,
+    "greaterThanOrEqual": operator.ge,
+    "lessThan": operator.lt,
+    "lessThanOrEqual": operator.le,
+}
+
+
+def _comparison(name: str, op_name: str, values: list[Any], prop: SoapProperty) -> Predicate:
+    """One closure per filter, so a 200,000-row scan makes one Python call per row. A null
+    value matches no comparison, as in SQL."""
+    first = values[0]
+    if op_name in _BINARY:
+        op = _BINARY[op_name]
+        return lambda fields: (v := fields.get(name)) is not None and op(v, first)
+    if op_name == "IN":
+        wanted = set(values)
+        return lambda fields: fields.get(name) in wanted
+    if op_name == "between":
+        if len(values) != 2:
+            raise StatusError("Error: The between operator requires exactly two values.")
+        low, high = values
+        return lambda fields: (v := fields.get(name)) is not None and low <= v <= high
+    if op_name == "like" and prop.data_type == "String":
+        pattern = re.compile(_like_regex(str(first)), re.IGNORECASE | re.DOTALL)
+        return lambda fields: (v := fields.get(name)) is not None and bool(pattern.fullmatch(v))
+    raise StatusError(f"Error: The {op_name} operator is not supported for property {prop.name}.")
+
+
+def _like_regex(pattern: str) -> str:
+    return "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+
+
+def _filter_value(prop: SoapProperty, text: str) -> Any:
+    try:
+        if prop.data_type == "DateTime":
+            return parse_timestamp(text)
+        if prop.data_type in ("Int32", "Int64"):
+            return int(text)
+        if prop.data_type == "Boolean":
+            return text.strip().lower() in ("true", "1")
+    except ValueError:
+        raise StatusError(f"Error: '{text}' is not a valid value for {prop.name}.") from None
+    return text
+
+
+# ---- writing ----------------------------------------------------------------------------
+
+_ENVELOPE_HEAD = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+    'xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+    f'xmlns:wsse="{WSSE}" '
+    'xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd">'
+    "<soap:Header><wsa:Action>{action}</wsa:Action>"
+    "<wsa:MessageID>urn:uuid:{message_id}</wsa:MessageID>"
+    "<wsa:RelatesTo>{relates_to}</wsa:RelatesTo>"
+    "<wsa:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:To>"
+    '<wsse:Security><wsu:Timestamp wsu:Id="Timestamp-{timestamp_id}">'
+    "<wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires>"
+    "</wsu:Timestamp></wsse:Security></soap:Header><soap:Body>"
+)
+_ENVELOPE_TAIL = b"</soap:Body></soap:Envelope>"
+
+
+def envelope(action: str, relates_to: str | None, body: bytes) -> bytes:
+    """Wrap a body in SFMC's response envelope with its WS-Addressing and timestamp header."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    head = _ENVELOPE_HEAD.format(
+        action=action,
+        message_id=uuid.uuid4(),
+        timestamp_id=uuid.uuid4(),
+        relates_to=escape(relates_to or f"urn:uuid:{uuid.uuid4()}"),
+        created=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        expires=(now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    return head.encode() + body + _ENVELOPE_TAIL
+
+
+def retrieve_response(status: str, request_id: str, results: Sequence[bytes]) -> bytes:
+    head = (
+        f'<RetrieveResponseMsg xmlns="{PARTNER}"><OverallStatus>{escape(status)}</OverallStatus>'
+        f"<RequestID>{request_id}</RequestID>"
+    )
+    return head.encode() + b"".join(results) + b"</RetrieveResponseMsg>"
+
+
+def fault_body(fault: Fault, actor: str) -> bytes:
+    if fault.security:
+        code = f'<faultcode xmlns:q0="{WSSE}">q0:Security</faultcode>'
+    else:
+        code = f"<faultcode>{fault.code}</faultcode>"
+    detail = ""
+    if fault.code == "soap:Server":
+        detail = (
+            '<detail><apifault xmlns="urn:fault.partner.exacttarget.com"><Code>2</Code>'
+            f"<Message>{escape(fault.text)}</Message></apifault></detail>"
+        )
+    return (
+        f"<soap:Fault>{code}<faultstring>{escape(fault.text)}</faultstring>"
+        f"<faultactor>{escape(actor)}</faultactor>{detail}</soap:Fault>"
+    ).encode()
+
+
+def escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
+
+
+def _format(value: Any) -> str:
+    if type(value) is str:
+        return escape(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return format_system_time(value)
+    return escape(str(value))
+
+
+class ResultsWriter:
+    """Writes ``<Results>`` elements for one object and one set of requested properties.
+
+    ``PartnerKey`` and ``ObjectID`` are written on every row, nil when not requested.
+    Nillable properties that are null are written ``xsi:nil="true"``; other nulls are left out
+    (``null_style="missing"``, what the Retrieve doc says) or written nil (``"nil"``), and null
+    children of a nested object are always left out, the parent too when all are null.
+    """
+
+    def __init__(
+        self, obj: SoapObject, requested: Sequence[str], null_style: str = "missing"
+    ) -> None:
+        wanted = set(requested) | ALWAYS_RETURNED
+        self.obj = obj
+        props = [p for p in obj.properties if p.name in wanted]
+        self.cache_key = (obj.name, tuple(p.name for p in props), null_style)
+        self._groups: list[tuple[str | None, list[_Slot]]] = []
+        for prop in props:
+            if not self._groups or self._groups[-1][0] != prop.parent:
+                self._groups.append((prop.parent, []))
+            tag = prop.name.rsplit(".", 1)[-1]
+            nil = prop.nillable or (null_style == "nil" and prop.parent is None)
+            source = "" if prop.name in ALWAYS_RETURNED - set(requested) else prop.name
+            slot = (
+                source,
+                f"<{tag}>",
+                f"</{tag}>",
+                f"<{tag} />",
+                f'<{tag} xsi:nil="true" />' if nil else "",
+            )
+            self._groups[-1][1].append(slot)
+
+    def write(self, row: Row) -> bytes:
+        cached = row.rendered.get(self.cache_key)
+        if cached is None:
+            cached = row.rendered[self.cache_key] = self._render(row.fields).encode()
+        return cached
+
+    def _render(self, fields: Fields) -> str:
+        parts = [f'<Results xsi:type="{self.obj.name}">']
+        for parent, slots in self._groups:
+            elements = []
+            for source, opening, closing, empty, nil in slots:
+                value = fields.get(source) if source else None
+                if value is None:
+                    if nil:
+                        elements.append(nil)
+                    continue
+                text = _format(value)
+                elements.append(opening + text + closing if text else empty)
+            if parent is None:
+                parts += elements
+            elif elements:
+                parts.append(f"<{parent}>{''.join(elements)}</{parent}>")
+        parts.append("</Results>")
+        return "".join(parts)
+
+
+# What to read, and the opening, closing, empty and nil forms of its element.
+_Slot = tuple[str, str, str, str, str]
+
+
+def describe_response(obj: SoapObject, unretrievable: AbstractSet[str], empty: bool) -> bytes:
+    """An ObjectDefinition; ``unretrievable`` names what this tenant will not return."""
+    parts = [f'<DefinitionResponseMsg xmlns="{PARTNER}"><ObjectDefinition>']
+    parts.append(f"<ObjectType>{obj.name}</ObjectType>")
+    for prop in () if empty else obj.properties:
+        can_retrieve = prop.retrievable and prop.name not in unretrievable
+        parts.append('<Properties><PartnerKey xsi:nil="true" /><ObjectID xsi:nil="true" />')
+        parts.append(f"<Name>{prop.name}</Name><DataType>{prop.data_type}</DataType>")
+        parts.append(f"<IsUpdatable>{_format(prop.updatable)}</IsUpdatable>")
+        parts.append(f"<IsRetrievable>{_format(can_retrieve)}</IsRetrievable>")
+        if prop.max_length:
+            parts.append(f"<MaxLength>{prop.max_length}</MaxLength>")
+        if can_retrieve:
+            parts.append("<IsRequired>false</IsRequired>")
+        parts.append("</Properties>")
+    parts.append(
+        "<ExtendedProperties /><ChildObjects /></ObjectDefinition></DefinitionResponseMsg>"
+    )
+    return "".join(parts).encode()

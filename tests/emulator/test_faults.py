@@ -1,0 +1,111 @@
+"""Fault knobs: latency, throttling, server errors, connection resets, malformed pages."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from sfmc_source.emulator import Emulator, Faults, Sizes
+from tests.conftest import Session
+
+SIZES = Sizes(campaigns=120, lists=10, journeys=3)
+
+
+@pytest.fixture
+def faulty(http: httpx.Client, emulator_factory: Callable[..., Emulator]) -> Session:
+    return Session(http, emulator_factory(sizes=SIZES))
+
+
+def statuses(session: Session, count: int) -> list[int]:
+    return [session.rest("hub/v1/campaigns").status_code for _ in range(count)]
+
+
+def test_every_nth_request_is_throttled_with_retry_after(faulty: Session) -> None:
+    faulty.emulator.app.faults.rate_limit_every = 3
+    faulty.emulator.app.faults.retry_after = 7
+    responses = [faulty.rest("hub/v1/campaigns") for _ in range(6)]
+    assert [r.status_code for r in responses] == [200, 200, 429, 200, 200, 429]
+    throttled = responses[2]
+    assert throttled.headers["Retry-After"] == "7"
+    assert throttled.json() == {
+        "message": "Rate limit exceeded",
+        "errorcode": 50100,
+        "retryAfter": 7,
+        "documentation": "https://developer.salesforce.com/docs/atlas.en-us.mc-apis.meta/mc-apis/error-handling.htm",
+    }
+
+
+def test_a_blocked_account_gets_50200(faulty: Session) -> None:
+    faulty.emulator.app.faults.rate_limit_every = 1
+    faulty.emulator.app.faults.blocked = True
+    response = faulty.rest("hub/v1/campaigns")
+    assert (response.status_code, response.json()["errorcode"]) == (429, 50200)
+
+
+def test_token_requests_do_not_count_toward_fault_counters(
+    http: httpx.Client, emulator_factory: Callable[..., Emulator]
+) -> None:
+    emulator = emulator_factory(sizes=SIZES, faults=Faults(rate_limit_every=2))
+    session = Session(http, emulator)
+    Session(http, emulator)
+    assert statuses(session, 2) == [200, 429]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_every_mth_request_is_a_server_error(faulty: Session, status: int) -> None:
+    faulty.emulator.app.faults.server_error_every = 2
+    faulty.emulator.app.faults.server_error_status = status
+    assert statuses(faulty, 4) == [200, status, 200, status]
+
+
+def test_a_reset_drops_the_connection_and_the_next_request_works(faulty: Session) -> None:
+    faulty.emulator.app.faults.reset_every = 2
+    assert faulty.rest("hub/v1/campaigns").status_code == 200
+    with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+        faulty.rest("hub/v1/campaigns")
+    assert faulty.rest("hub/v1/campaigns").status_code == 200
+    assert faulty.emulator.app.log.by_status()[0] == 1
+
+
+def test_resets_win_over_throttling_which_wins_over_server_errors(faulty: Session) -> None:
+    faults = faulty.emulator.app.faults
+    faults.reset_every, faults.rate_limit_every, faults.server_error_every = 6, 3, 2
+    seen = []
+    for _ in range(6):
+        try:
+            seen.append(faulty.rest("hub/v1/campaigns").status_code)
+        except httpx.TransportError:
+            seen.append(0)
+    assert seen == [200, 500, 429, 500, 200, 0]
+
+
+@pytest.mark.parametrize(
+    ("resource", "path", "page"),
+    [
+        pytest.param("campaigns", "hub/v1/campaigns", 2, id="campaigns-page-2"),
+        pytest.param("interactions", "interaction/v1/interactions", 1, id="interactions-page-1"),
+        pytest.param("campaign_assets", "hub/v1/campaigns/1000/assets", 1, id="assets"),
+    ],
+)
+def test_malformed_page_is_cut_short_and_other_pages_parse(
+    faulty: Session, resource: str, path: str, page: int
+) -> None:
+    faulty.emulator.app.faults.malformed = {resource: page}
+    bad = faulty.rest(path, **{"$page": page})
+    assert bad.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(bad.content)
+    faulty.rest(path, **{"$page": page + 1}).json()
+    faulty.emulator.app.faults.malformed = {}
+    faulty.rest(path, **{"$page": page}).json()
+
+
+def test_latency_is_added_to_every_request(faulty: Session) -> None:
+    faulty.emulator.app.faults.latency_ms = 150
+    started = time.perf_counter()
+    faulty.rest("hub/v1/campaigns")
+    assert time.perf_counter() - started >= 0.15
