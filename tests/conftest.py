@@ -68,7 +68,8 @@ class Session:
         envelope = (
             '<?xml version="1.0" encoding="utf-8"?>'
             f'<s:Envelope xmlns:s="{SOAP_ENV}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-            f'<s:Header><fueloauth xmlns="http://exacttarget.com">{token or self.access_token}</fueloauth>'
+            '<s:Header><fueloauth xmlns="http://exacttarget.com">'
+            f"{token or self.access_token}</fueloauth>"
             f"</s:Header><s:Body>{body}</s:Body></s:Envelope>"
         )
         return self.http.post(

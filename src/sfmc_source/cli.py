@@ -129,6 +129,13 @@ def main() -> None:
     help="Reset the connection of every Kth API request.",
 )
 @click.option(
+    "--stall-every",
+    type=click.IntRange(0),
+    default=0,
+    help="Hold every Nth API request for --stall-seconds before answering it.",
+)
+@click.option("--stall-seconds", type=click.FloatRange(0), default=30.0, show_default=True)
+@click.option(
     "--malformed",
     multiple=True,
     callback=_malformed,
@@ -156,6 +163,8 @@ def emulator(
     retry_after: int,
     server_error_every: int,
     reset_every: int,
+    stall_every: int,
+    stall_seconds: float,
     malformed: dict[str, int],
     assets_envelope: str,
 ) -> None:
@@ -166,6 +175,8 @@ def emulator(
         retry_after=retry_after,
         server_error_every=server_error_every,
         reset_every=reset_every,
+        stall_every=stall_every,
+        stall_seconds=stall_seconds,
         malformed=malformed,
     )
     config = EmulatorConfig(

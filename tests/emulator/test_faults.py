@@ -109,3 +109,18 @@ def test_latency_is_added_to_every_request(faulty: Session) -> None:
     started = time.perf_counter()
     faulty.rest("hub/v1/campaigns")
     assert time.perf_counter() - started >= 0.15
+
+
+def test_a_stalled_request_trips_a_client_timeout_and_the_next_one_is_answered(
+    faulty: Session,
+) -> None:
+    faulty.emulator.app.faults.stall_every = 1
+    faulty.emulator.app.faults.stall_seconds = 0.5
+    with pytest.raises(httpx.ReadTimeout):
+        faulty.http.get(
+            faulty.token["rest_instance_url"] + "hub/v1/campaigns",
+            headers={"Authorization": f"Bearer {faulty.access_token}"},
+            timeout=0.1,
+        )
+    faulty.emulator.app.faults.stall_every = 0
+    assert faulty.rest("hub/v1/campaigns").status_code == 200

@@ -62,7 +62,8 @@ class Faults:
     Counters run over API requests (REST and SOAP, not token requests), starting at 1:
     request n gets a reset if ``reset_every`` divides n, else a throttle if
     ``rate_limit_every`` does (REST 429 with Retry-After, SOAP HTTP 500), else a server error
-    if ``server_error_every`` does. ``malformed`` maps a resource (``campaigns``,
+    if ``server_error_every`` does. Independently, request n stalls for ``stall_seconds`` before
+    it is answered if ``stall_every`` divides n. ``malformed`` maps a resource (``campaigns``,
     ``campaign_assets``, ``interactions`` or a SOAP object type such as ``List``) to the page
     number whose body is cut short.
     """
@@ -74,6 +75,8 @@ class Faults:
     server_error_every: int = 0
     server_error_status: int = 500
     reset_every: int = 0
+    stall_every: int = 0
+    stall_seconds: float = 30.0
     malformed: dict[str, int] = field(default_factory=dict)
 
 
@@ -185,6 +188,7 @@ class Cursor:
     writer: soap.ResultsWriter
     rows: list[Row]
     batch: int
+    mid: int
     offset: int = 0
     page: int = 0
 
@@ -217,7 +221,10 @@ class EmulatorApp:
             return self._control(request)
         if self.faults.latency_ms:
             time.sleep(self.faults.latency_ms / 1000)
-        endpoint, mid, response = self._dispatch(request)
+        try:
+            endpoint, mid, response = self._dispatch(request)
+        except Exception as exc:  # a real server answers 500 rather than drop the connection
+            endpoint, mid, response = "unhandled", None, self._unhandled(request, exc)
         if (
             response.page_of
             and self.faults.malformed.get(response.page_of[0]) == response.page_of[1]
@@ -251,6 +258,8 @@ class EmulatorApp:
             self._counter += 1
             n = self._counter
         faults = self.faults
+        if faults.stall_every and n % faults.stall_every == 0:
+            time.sleep(faults.stall_seconds)
         if faults.reset_every and n % faults.reset_every == 0:
             return Response(0, reset=True)
         if faults.rate_limit_every and n % faults.rate_limit_every == 0:
@@ -393,6 +402,13 @@ class EmulatorApp:
         endpoint = f"SOAP {operation}"
         if injected:
             return endpoint, None, injected
+        action = request.headers.get("soapaction", "").strip().strip('"').rsplit("/", 1)[-1]
+        if action != operation:
+            unknown = soap.Fault(
+                "soap:Client",
+                f"Server did not recognize the value of HTTP Header SOAPAction: {action}.",
+            )
+            return endpoint, None, self._soap_fault(unknown, envelope.message_id)
         token, expired = self._bearer(envelope.token)
         if token is None or expired:
             denied = soap.Fault(
@@ -401,7 +417,8 @@ class EmulatorApp:
             return endpoint, None, self._soap_fault(denied, envelope.message_id)
         try:
             if operation == "Retrieve":
-                label, body = self._retrieve(soap.read_retrieve(envelope.body), token)
+                request_msg = soap.read_retrieve(envelope.body)
+                label, body = self._retrieve(request_msg, token, envelope.message_id)
                 return f"{endpoint} {label}", token.mid, body
             if operation == "Describe":
                 return endpoint, token.mid, self._describe(envelope, token)
@@ -410,6 +427,12 @@ class EmulatorApp:
             )
         except soap.Fault as fault:
             return endpoint, token.mid, self._soap_fault(fault, envelope.message_id)
+
+    def _unhandled(self, request: Request, exc: Exception) -> Response:
+        if request.path.lower() in SOAP_PATHS:
+            text = f"Server was unable to process request. ---> {exc}"
+            return self._soap_fault(soap.Fault("soap:Server", text), None)
+        return rest_error(500, "An unexpected error occurred.", 0)
 
     def _soap_fault(self, fault: soap.Fault, relates_to: str | None) -> Response:
         actor = f"{self.base_url.rstrip('/')}/soap/Service.asmx"
@@ -420,7 +443,9 @@ class EmulatorApp:
         )
         return Response(500, body, content_type=XML)
 
-    def _retrieve(self, request: soap.RetrieveRequest, token: Token) -> tuple[str, Response]:
+    def _retrieve(
+        self, request: soap.RetrieveRequest, token: Token, relates_to: str | None
+    ) -> tuple[str, Response]:
         label = request.object_type or ""
         try:
             if request.continue_request:
@@ -430,7 +455,7 @@ class EmulatorApp:
         except soap.StatusError as exc:
             body = soap.retrieve_response(str(exc), str(uuid.uuid4()), [])
             return label, Response(
-                200, soap.envelope("RetrieveResponse", None, body), content_type=XML
+                200, soap.envelope("RetrieveResponse", relates_to, body), content_type=XML
             )
         label = cursor.writer.obj.name
         chunk = cursor.rows[cursor.offset : cursor.offset + cursor.batch]
@@ -448,7 +473,7 @@ class EmulatorApp:
         )
         response = Response(
             200,
-            soap.envelope("RetrieveResponse", None, body),
+            soap.envelope("RetrieveResponse", relates_to, body),
             content_type=XML,
             page_of=(label, cursor.page),
         )
@@ -456,7 +481,11 @@ class EmulatorApp:
 
     def _continued(self, request_id: str, token: Token) -> tuple[Cursor, str]:
         with self._lock:
-            cursor = self._cursors.pop(request_id, None)
+            cursor = self._cursors.get(request_id)
+            if cursor is not None and cursor.mid == token.mid:
+                del self._cursors[request_id]
+            else:
+                cursor = None
         if cursor is None:
             raise soap.StatusError("The RequestID sent through ContinueRequest does not exist.")
         return cursor, str(uuid.uuid4()) if self.config.request_id_per_page else request_id
@@ -492,7 +521,7 @@ class EmulatorApp:
             else MAX_BATCH
         )
         writer = soap.ResultsWriter(obj, request.properties, self.config.null_style)
-        return Cursor(writer, rows, batch)
+        return Cursor(writer, rows, batch, token.mid)
 
     def _units_for(self, request: soap.RetrieveRequest, token: Token) -> list[BusinessUnit]:
         if request.query_all_accounts:

@@ -101,11 +101,20 @@ def read_retrieve(message: etree._Element) -> RetrieveRequest:
         elif name == "QueryAllAccounts":
             request.query_all_accounts = text.lower() == "true"
         elif name == "ClientIDs":
-            request.client_ids += [int(i.text) for i in child.iter(f"{{{PARTNER}}}ID") if i.text]
+            request.client_ids += [_int(i.text) for i in child.iter(f"{{{PARTNER}}}ID") if i.text]
         elif name == "Options":
             size = child.findtext(f"{{{PARTNER}}}BatchSize")
-            request.batch_size = int(size) if size and size.strip().lstrip("-").isdigit() else None
+            request.batch_size = _int(size.strip()) if size and size.strip() else None
     return request
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise Fault(
+            "soap:Client", f"Server was unable to read request. '{text}' is not an int."
+        ) from None
 
 
 def read_describe(message: etree._Element) -> list[str]:
@@ -206,7 +215,10 @@ def _like_regex(pattern: str) -> str:
 def _filter_value(prop: SoapProperty, text: str) -> Any:
     try:
         if prop.data_type == "DateTime":
-            return parse_timestamp(text)
+            instant = parse_timestamp(text)
+            if instant is None:
+                raise ValueError(text)
+            return instant
         if prop.data_type in ("Int32", "Int64"):
             return int(text)
         if prop.data_type == "Boolean":
@@ -307,7 +319,8 @@ class ResultsWriter:
         wanted = set(requested) | ALWAYS_RETURNED
         self.obj = obj
         props = [p for p in obj.properties if p.name in wanted]
-        self.cache_key = (obj.name, tuple(p.name for p in props), null_style)
+        unrequested = tuple(sorted(ALWAYS_RETURNED - set(requested)))
+        self.cache_key = (obj.name, tuple(p.name for p in props), unrequested, null_style)
         self._groups: list[tuple[str | None, list[_Slot]]] = []
         for prop in props:
             if not self._groups or self._groups[-1][0] != prop.parent:
