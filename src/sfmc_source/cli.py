@@ -11,7 +11,7 @@ import click
 
 from sfmc_source import __version__
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, RestOptions, sizes_for
-from sfmc_source.emulator.app import READ_SCOPES
+from sfmc_source.emulator.auth import READ_SCOPES
 
 
 def _scale(ctx: click.Context | None, param: click.Parameter | None, value: str) -> str:

@@ -1128,3 +1128,22 @@ def test_a_continuation_belongs_to_its_business_unit(
     assert status(started) == "MoreDataAvailable"
     stolen = other_unit.retrieve("List", [], continue_request=request_id(started))
     assert status(stolen) == "The RequestID sent through ContinueRequest does not exist."
+
+
+def test_a_served_page_is_not_served_again_but_a_throttled_one_is(session: Session) -> None:
+    everything = set(result_ids(session.retrieve("List", ["ID"])))
+    first = session.retrieve("List", ["ID"], batch_size=10)
+    session.emulator.app.faults.malformed = {"List": 2}
+    cut_short = session.retrieve("List", [], continue_request=request_id(first))
+    with pytest.raises(etree.XMLSyntaxError):
+        parse(cut_short)
+    session.emulator.app.faults.malformed = {}
+    third = session.retrieve("List", [], continue_request=request_id(first))
+    assert set(result_ids(third)).isdisjoint(result_ids(first))
+    session.emulator.app.faults.rate_limit_every = 1
+    assert session.retrieve("List", [], continue_request=request_id(third)).status_code == 500
+    session.emulator.app.faults.rate_limit_every = 0
+    fourth = session.retrieve("List", [], continue_request=request_id(third))
+    ids = result_ids(first) + result_ids(third) + result_ids(fourth)
+    assert len(set(ids)) == len(ids) == 30
+    assert set(ids) < everything

@@ -9,8 +9,9 @@ with Emulator(EmulatorConfig(seed=7)) as emulator:
     emulator.app.log.count("GET /hub/v1/campaigns")
 """
 
-from sfmc_source.emulator.app import EmulatorApp, EmulatorConfig, Faults, RequestLog
+from sfmc_source.emulator.app import EmulatorApp, EmulatorConfig, Faults
 from sfmc_source.emulator.generate import SCALES, Sizes, sizes_for
+from sfmc_source.emulator.log import RequestLog
 from sfmc_source.emulator.rest import RestOptions
 from sfmc_source.emulator.server import Emulator, EmulatorTransport
 

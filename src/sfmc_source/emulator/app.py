@@ -1,4 +1,4 @@
-"""The emulator as a plain function of a request: auth, REST, SOAP, faults and the request log.
+"""The emulator as a plain function of a request: routing, faults, the REST and SOAP services.
 
 Transports (a socket server, an httpx transport) call ``EmulatorApp.handle``. Paths are laid
 out like three SFMC hosts on one port: the auth host at ``/`` (``/v2/token``), the REST
@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import secrets
 import threading
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 from sfmc_source.emulator import rest, soap
+from sfmc_source.emulator.auth import READ_SCOPES, TOKEN_PATH, Package, Token, TokenIssuer
 from sfmc_source.emulator.catalogue import CATALOGUE, SoapObject, SoapProperty
 from sfmc_source.emulator.data import BusinessUnit, Clock, Mutations, Row
 from sfmc_source.emulator.generate import Sizes, generate_unit
+from sfmc_source.emulator.log import TOKEN_ENDPOINT, LoggedRequest, RequestLog
 from sfmc_source.emulator.messages import (
     XML,
     Request,
@@ -33,25 +32,7 @@ from sfmc_source.emulator.messages import (
     to_json,
 )
 
-READ_SCOPES = (
-    "campaign_read",
-    "journeys_read",
-    "list_and_subscribers_read",
-    "email_read",
-    "data_extensions_read",
-    "tracking_events_read",
-)
-# Real token scope strings start with "offline" and list many unrelated scopes (sfmc-api.md §1.3).
-UNRELATED_SCOPES = (
-    "documents_and_images_read",
-    "saved_content_read",
-    "automations_read",
-    "automations_execute",
-    "audiences_read",
-    "webhooks_read",
-)
 MAX_BATCH = 2_500
-TOKEN_PATH = "/v2/token"
 SOAP_PATHS = ("/soap/service.asmx",)
 
 
@@ -119,69 +100,6 @@ class EmulatorConfig:
 
 
 @dataclass
-class Token:
-    mid: int
-    scopes: frozenset[str]
-    expires_at: float
-
-
-@dataclass(frozen=True)
-class LoggedRequest:
-    method: str
-    path: str
-    endpoint: str
-    status: int
-    mid: int | None
-
-
-class RequestLog:
-    """Every request the emulator answered, for tests and the demo to count."""
-
-    def __init__(self) -> None:
-        self._entries: list[LoggedRequest] = []
-        self._lock = threading.Lock()
-
-    def record(self, entry: LoggedRequest) -> None:
-        with self._lock:
-            self._entries.append(entry)
-
-    @property
-    def entries(self) -> list[LoggedRequest]:
-        with self._lock:
-            return list(self._entries)
-
-    def count(self, endpoint: str | None = None, status: int | None = None) -> int:
-        return sum(
-            1
-            for e in self.entries
-            if (endpoint is None or e.endpoint == endpoint)
-            and (status is None or e.status == status)
-        )
-
-    @property
-    def token_requests(self) -> int:
-        return self.count(f"POST {TOKEN_PATH}")
-
-    def by_endpoint(self) -> dict[str, int]:
-        return dict(Counter(e.endpoint for e in self.entries))
-
-    def by_status(self) -> dict[int, int]:
-        return dict(Counter(e.status for e in self.entries))
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "total": len(self.entries),
-            "token_requests": self.token_requests,
-            "by_endpoint": self.by_endpoint(),
-            "by_status": self.by_status(),
-        }
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-@dataclass
 class Cursor:
     """A Retrieve in progress: the rows matched when it began, and how far it has got."""
 
@@ -202,7 +120,7 @@ class EmulatorApp:
         }
         self.mutate = Mutations(self.units, Clock(), self.config.mids[0])
         self.log = RequestLog()
-        self._tokens: dict[str, Token] = {}
+        self.tokens = TokenIssuer(self._package)
         self._cursors: OrderedDict[str, Cursor] = OrderedDict()
         self._counter = 0
         self._lock = threading.Lock()
@@ -213,6 +131,18 @@ class EmulatorApp:
 
     def unit(self, mid: int | None = None) -> BusinessUnit:
         return self.mutate.unit(mid)
+
+    def _package(self) -> Package:
+        cfg = self.config
+        return Package(
+            cfg.client_id,
+            cfg.client_secret,
+            cfg.package_enabled,
+            cfg.scopes,
+            cfg.token_ttl,
+            self.units.keys(),
+            cfg.mids[0],
+        )
 
     # ---- entry point --------------------------------------------------------------------
 
@@ -246,7 +176,7 @@ class EmulatorApp:
         if path == TOKEN_PATH:
             if request.method != "POST":
                 return f"{request.method} {path}", None, rest_error(405, "Method Not Allowed", None)
-            return f"POST {TOKEN_PATH}", None, self._token(request)
+            return TOKEN_ENDPOINT, None, self.tokens.issue(request, self.base_url)
         if path.lower() in SOAP_PATHS:
             return self._soap(request)
         if path.startswith("/rest/"):
@@ -282,80 +212,6 @@ class EmulatorApp:
             )
         return None
 
-    # ---- auth ---------------------------------------------------------------------------
-
-    def _token(self, request: Request) -> Response:
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            return _oauth_error(400, "invalid_request", "The request body must be a JSON object.")
-        if body.get("grant_type") != "client_credentials":
-            return _oauth_error(400, "unsupported_grant_type", "Use grant_type client_credentials.")
-        cfg = self.config
-        if (
-            not cfg.package_enabled
-            or body.get("client_id") != cfg.client_id
-            or body.get("client_secret") != cfg.client_secret
-        ):
-            return _oauth_error(
-                401,
-                "invalid_client",
-                "Client authentication failed. Make sure that the client ID and client secret "
-                "are valid and that the package is installed and enabled.",
-            )
-        mid = self._account(body.get("account_id"))
-        if mid is None:
-            return _oauth_error(
-                400, "invalid_grant", "The account_id is not accessible to this package."
-            )
-        scopes = self._granted(body.get("scope"))
-        if scopes is None:
-            return _oauth_error(
-                400, "invalid_scope", "A requested scope is not granted to this package."
-            )
-        token = _jwt_like(mid)
-        with self._lock:
-            self._tokens[token] = Token(mid, scopes, time.monotonic() + cfg.token_ttl)
-        base = self.base_url.rstrip("/")
-        return Response(
-            200,
-            to_json(
-                {
-                    "access_token": token,
-                    "token_type": "Bearer",
-                    "expires_in": cfg.token_ttl,
-                    "scope": " ".join(("offline", *UNRELATED_SCOPES, *sorted(scopes))),
-                    "soap_instance_url": f"{base}/soap/",
-                    "rest_instance_url": f"{base}/rest/",
-                }
-            ),
-        )
-
-    def _account(self, account_id: Any) -> int | None:
-        if account_id is None or account_id == "":
-            return self.config.mids[0]
-        try:
-            mid = int(account_id)
-        except (TypeError, ValueError):
-            return None
-        return mid if mid in self.units else None
-
-    def _granted(self, requested: Any) -> frozenset[str] | None:
-        granted = frozenset(self.config.scopes)
-        if requested is None:
-            return granted
-        wanted = frozenset(str(requested).split())
-        return wanted if wanted <= granted | {"offline", *UNRELATED_SCOPES} else None
-
-    def _bearer(self, token: str | None) -> tuple[Token | None, bool]:
-        """The token's record and whether it expired."""
-        record = self._tokens.get(token or "")
-        if record is None:
-            return None, False
-        return record, time.monotonic() >= record.expires_at
-
     # ---- REST ---------------------------------------------------------------------------
 
     def _rest(self, request: Request, path: str) -> tuple[str, int | None, Response]:
@@ -365,7 +221,7 @@ class EmulatorApp:
         if injected:
             return endpoint, None, injected
         header = request.headers.get("authorization", "")
-        token, expired = self._bearer(
+        token, expired = self.tokens.holder(
             header[7:].strip() if header[:7].lower() == "bearer " else None
         )
         if token is None or expired:
@@ -409,7 +265,7 @@ class EmulatorApp:
                 f"Server did not recognize the value of HTTP Header SOAPAction: {action}.",
             )
             return endpoint, None, self._soap_fault(unknown, envelope.message_id)
-        token, expired = self._bearer(envelope.token)
+        token, expired = self.tokens.holder(envelope.token)
         if token is None or expired:
             denied = soap.Fault(
                 "q0:Security", "Token Expired" if expired else "Login Failed", security=True
@@ -561,36 +417,3 @@ class EmulatorApp:
                 self.log.clear()
             return Response(200, to_json(self.log.summary()))
         return not_found()
-
-
-def _oauth_error(status: int, error: str, description: str) -> Response:
-    return Response(
-        status,
-        to_json(
-            {
-                "error": error,
-                "error_description": description,
-                "error_uri": "https://developer.salesforce.com/docs",
-            }
-        ),
-    )
-
-
-def _jwt_like(mid: int) -> str:
-    """An opaque ~500-character token shaped like the recorded ones (three base64url parts)."""
-
-    def part(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    header = part(b'{"alg":"HS256","kid":"4","ver":"1","typ":"JWT"}')
-    payload = part(
-        json.dumps(
-            {
-                "access_token": secrets.token_urlsafe(180),
-                "client_id": "emulator",
-                "eid": mid,
-                "stack_key": "S50",
-            }
-        ).encode()
-    )
-    return f"{header}.{payload}.{part(secrets.token_bytes(32))}"
