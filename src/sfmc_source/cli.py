@@ -6,12 +6,15 @@ import signal
 import sys
 import time
 from types import FrameType
+from typing import NoReturn
 
 import click
 
 from sfmc_source import __version__
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, RestOptions, sizes_for
 from sfmc_source.emulator.auth import READ_SCOPES
+from sfmc_source.errors import SfmcError
+from sfmc_source.specs import COLLECTIONS
 
 
 def _scale(ctx: click.Context | None, param: click.Parameter | None, value: str) -> str:
@@ -214,9 +217,100 @@ def emulator(
         click.echo(f"served {len(server.app.log.entries)} requests", err=True)
 
 
+def _names(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@main.command()
+@click.option(
+    "--destination",
+    envvar="SFMC_DESTINATION",
+    default="duckdb:///./sfmc.duckdb",
+    show_default=True,
+    help="duckdb:///path, postgresql://user:pass@host:port/db, "
+    "or a dlt destination name configured through dlt.",
+)
+@click.option(
+    "--schema",
+    envvar="SFMC_SCHEMA",
+    default="sfmc",
+    show_default=True,
+    help="Schema (dataset) the tables land in.",
+)
+@click.option(
+    "--collections",
+    default=None,
+    metavar="A,B",
+    help=f"Collections to sync (default all): {', '.join(COLLECTIONS)}.",
+)
+@click.option("--full-refresh", is_flag=True, help="Re-read everything instead of what changed.")
+@click.option("--client-id", envvar="SFMC_CLIENT_ID", help="Installed package client id.")
+@click.option(
+    "--client-secret", envvar="SFMC_CLIENT_SECRET", help="Installed package client secret."
+)
+@click.option("--subdomain", envvar="SFMC_SUBDOMAIN", help="Your tenant's 28-character subdomain.")
+@click.option(
+    "--account-id",
+    envvar="SFMC_ACCOUNT_ID",
+    type=int,
+    default=None,
+    help="Business unit (MID); default: the package's own.",
+)
+@click.option(
+    "--auth-url",
+    envvar="SFMC_AUTH_URL",
+    default=None,
+    help="Default: https://{subdomain}.auth.marketingcloudapis.com",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def sync(
+    destination: str,
+    schema: str,
+    collections: str | None,
+    full_refresh: bool,
+    client_id: str | None,
+    client_secret: str | None,
+    subdomain: str | None,
+    account_id: int | None,
+    auth_url: str | None,
+    debug: bool,
+) -> None:
+    """Sync SFMC collections into the destination, incrementally."""
+    from sfmc_source.sync import run_sync_command
+
+    try:
+        code = run_sync_command(
+            destination=destination,
+            schema=schema,
+            collections=[c.strip() for c in collections.split(",") if c.strip()]
+            if collections
+            else None,
+            full_refresh=full_refresh,
+            client_id=client_id,
+            client_secret=client_secret,
+            subdomain=subdomain,
+            account_id=account_id,
+            auth_url=auth_url,
+        )
+    except SfmcError as exc:
+        if debug:
+            raise
+        _fail(str(exc), exc.exit_code)
+    except Exception as exc:
+        if debug:
+            raise
+        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+    sys.exit(code)
+
+
 @main.command()
 def demo() -> None:
-    """What `make demo` runs: the emulator walked end to end, offline."""
+    """What `make demo` runs: a full and an incremental sync from the emulator, offline."""
     from sfmc_source.demo import run_demo
 
-    run_demo()
+    sys.exit(run_demo())

@@ -1,0 +1,279 @@
+"""One HTTP client for SFMC's auth host, REST and SOAP, with one retry policy.
+
+Transient failures (429, 5xx, SOAP throttling and outages, timeouts, connection errors) are
+retried with exponential backoff and full jitter, honouring ``Retry-After``, a bounded number
+of times; everything else raises a typed error from ``errors``. Every request is counted.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from sfmc_source import __version__, soap
+from sfmc_source.auth import TOKEN_PLACEHOLDER, AccessToken, SfmcAuth
+from sfmc_source.errors import (
+    AuthenticationError,
+    PermissionDenied,
+    RequestRejected,
+    ResponseError,
+    TransientError,
+)
+
+USER_AGENT = f"sfmc-source/{__version__}"
+MAX_RETRY_AFTER = 300.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a package gives you. ``auth_url`` is ``https://{subdomain}.auth.marketingcloudapis.com``."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    auth_url: str
+    account_id: int | None = None
+
+    @classmethod
+    def for_subdomain(
+        cls, client_id: str, client_secret: str, subdomain: str, account_id: int | None = None
+    ) -> Credentials:
+        return cls(
+            client_id, client_secret, f"https://{subdomain}.auth.marketingcloudapis.com", account_id
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    tries: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+class SfmcClient:
+    """Authenticated REST and SOAP calls against one business unit."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        retry: RetryPolicy | None = None,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.retry = retry or RetryPolicy()
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            headers={"User-Agent": USER_AGENT},
+            transport=transport,
+        )
+        self.auth = SfmcAuth(self._fetch_token)
+        self.requests = 0
+        self.requests_by: Counter[str] = Counter()
+        self.retries = 0
+        self._count_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> SfmcClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- REST ---------------------------------------------------------------------------
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None, label: str = "") -> Any:
+        """GET a REST path relative to the token's ``rest_instance_url``."""
+        url = self.auth.token().rest_url + path.lstrip("/")
+        request = self.http.build_request(
+            "GET", url, params=params, headers={"Accept": "application/json"}
+        )
+        what = f"GET {path}"
+        response = self._send(request, what, label=label)
+        _raise_for_rest(response, what)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ResponseError(f"{what}: malformed JSON in the response ({exc})") from None
+
+    # ---- SOAP ---------------------------------------------------------------------------
+
+    def soap_call(self, action: str, envelope: bytes, what: str, label: str = "") -> bytes:
+        """POST an envelope built with ``TOKEN_PLACEHOLDER`` to the token's SOAP instance."""
+        url = self.auth.token().soap_url + "Service.asmx"
+        headers = {"SOAPAction": action, "Content-Type": "text/xml; charset=utf-8"}
+        request = self.http.build_request("POST", url, content=envelope, headers=headers)
+        response = self._send(request, what, label=label)
+        if response.status_code == 200:
+            return response.content
+        fault = soap.fault_of(response.content)
+        if fault and fault.code.endswith("Security"):
+            raise AuthenticationError(f"{what}: SFMC rejected the access token ({fault.text})")
+        detail = fault.text if fault else response.reason_phrase
+        raise RequestRejected(f"{what}: HTTP {response.status_code} {detail}")
+
+    def retrieve(
+        self,
+        object_type: str,
+        properties: Sequence[str],
+        where: soap.Filter | None = None,
+        label: str = "",
+    ) -> Iterator[list[dict[str, str | None]]]:
+        """Every row of a SOAP Retrieve, one page (≤ 2,500 rows) at a time."""
+        what = f"SOAP Retrieve of {object_type}"
+        request_id: str | None = None
+        while True:
+            envelope = soap.retrieve_envelope(
+                TOKEN_PLACEHOLDER, object_type, properties, where, continue_request=request_id
+            )
+            content = self.soap_call("Retrieve", envelope, what, label)
+            page = soap.parse_retrieve(content, properties)
+            soap.raise_for_status(page, object_type)
+            yield page.rows
+            if not page.more:
+                return
+            request_id = page.request_id
+
+    def describe(self, object_type: str, label: str = "") -> dict[str, soap.DescribedProperty]:
+        envelope = soap.describe_envelope(TOKEN_PLACEHOLDER, object_type)
+        what = f"SOAP Describe of {object_type}"
+        return soap.parse_describe(self.soap_call("Describe", envelope, what, label))
+
+    # ---- transport ----------------------------------------------------------------------
+
+    def _send(
+        self, request: httpx.Request, what: str, *, signed: bool = True, label: str = ""
+    ) -> httpx.Response:
+        for attempt in range(1, self.retry.tries + 1):
+            with self._count_lock:
+                self.requests += 1
+                self.requests_by[label or what] += 1
+            retry_after: float | None = None
+            try:
+                response = self.http.send(request, auth=self.auth if signed else None)
+            except httpx.TransportError as exc:
+                failure = f"{type(exc).__name__} ({exc})" if str(exc) else type(exc).__name__
+            else:
+                if not _transient(response):
+                    return response
+                failure = f"HTTP {response.status_code}"
+                retry_after = _retry_after(response)
+            if attempt == self.retry.tries:
+                raise TransientError(f"{what} still failing after {attempt} tries: {failure}")
+            with self._count_lock:
+                self.retries += 1
+            time.sleep(self.retry.delay(attempt, retry_after))
+        raise AssertionError("unreachable")
+
+    def _fetch_token(self) -> AccessToken:
+        creds = self.credentials
+        body: dict[str, Any] = {
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+        }
+        if creds.account_id is not None:
+            body["account_id"] = creds.account_id
+        url = creds.auth_url.rstrip("/") + "/v2/token"
+        response = self._send(
+            self.http.build_request("POST", url, json=body), "token request", signed=False
+        )
+        if response.status_code in (400, 401, 403, 404):
+            raise AuthenticationError(_auth_failure(response, creds))
+        if response.status_code != 200:
+            raise RequestRejected(f"token request: HTTP {response.status_code}")
+        return _access_token(response)
+
+
+def _transient(response: httpx.Response) -> bool:
+    if response.status_code == 429:
+        return True
+    if response.status_code < 500:
+        return False
+    fault = soap.fault_of(response.content)
+    return fault is None or fault.code.endswith("Server")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _raise_for_rest(response: httpx.Response, what: str) -> None:
+    if response.status_code == 200:
+        return
+    message = _rest_message(response)
+    if response.status_code == 401:
+        raise AuthenticationError(f"{what}: SFMC rejected the access token (HTTP 401 {message})")
+    if response.status_code == 403:
+        raise PermissionDenied(f"{what}: HTTP 403 {message}")
+    raise RequestRejected(f"{what}: HTTP {response.status_code} {message}")
+
+
+def _rest_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase
+    if isinstance(body, dict):
+        code = body.get("errorcode", body.get("errorCode"))
+        message = str(body.get("message") or response.reason_phrase)
+        return f"{message} (errorcode {code})" if code is not None else message
+    return response.reason_phrase
+
+
+def _auth_failure(response: httpx.Response, creds: Credentials) -> str:
+    try:
+        error = str(response.json().get("error", ""))
+    except (ValueError, AttributeError):
+        error = ""
+    if error == "invalid_grant":
+        return (
+            f"authentication failed (invalid_grant): the package cannot access business "
+            f"unit {creds.account_id}; check SFMC_ACCOUNT_ID"
+        )
+    reason = f" ({error})" if error else f" (HTTP {response.status_code})"
+    return (
+        f"authentication failed{reason}: check SFMC_CLIENT_ID, SFMC_CLIENT_SECRET and "
+        f"SFMC_SUBDOMAIN (auth URL {creds.auth_url})"
+    )
+
+
+def _access_token(response: httpx.Response) -> AccessToken:
+    try:
+        body = response.json()
+        value, expires_in = body["access_token"], body["expires_in"]
+        rest_url, soap_url = body["rest_instance_url"], body["soap_instance_url"]
+    except (ValueError, KeyError, TypeError):
+        raise ResponseError(
+            "token request: the response is not the documented token JSON"
+        ) from None
+    if not (
+        isinstance(value, str)
+        and isinstance(expires_in, int)
+        and isinstance(rest_url, str)
+        and isinstance(soap_url, str)
+    ):
+        raise ResponseError("token request: the token response has fields of the wrong type")
+    scopes = frozenset(str(body.get("scope") or "").split())
+    return AccessToken.issued_now(value, expires_in, _slash(rest_url), _slash(soap_url), scopes)
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"

@@ -1,0 +1,447 @@
+"""SFMC's SOAP API from the client side: build request envelopes, read responses. No HTTP here.
+
+Requests (sfmc-api.md §3.1–3.3, §3.7) are SOAP 1.1 envelopes with the access token in a
+``fueloauth`` header, ``RetrieveRequest`` children in WSDL order and ``xsi:type`` on every
+filter part; every text is XML-escaped.
+
+Responses are read with lxml with entities, DTDs and network access off. A Retrieve page is
+streamed one ``<Results>`` at a time and each is dropped once read, so a 2,500-row page costs
+little memory. A row (§3.4) holds exactly the requested properties: an absent or ``xsi:nil``
+element is ``None``, an empty one ``""``, other text is kept as written; ``Client.ID`` is read
+from ``<Client><ID>``, and ``PartnerProperties`` (and DataExtensionObject ``Properties``)
+Name/Value pairs count as properties named by their ``Name``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, TypeAlias
+
+from lxml import etree
+
+from sfmc_source.errors import PermissionDenied, RequestRejected, ResponseError
+from sfmc_source.timefmt import SYSTEM_TIME
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+PARTNER = "http://exacttarget.com/wsdl/partnerAPI"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+FUEL = "http://exacttarget.com"
+
+MAX_BATCH_SIZE = 2_500
+SIMPLE_OPERATORS = frozenset(
+    {
+        "equals", "notEquals", "greaterThan", "lessThan", "isNull", "isNotNull",
+        "greaterThanOrEqual", "lessThanOrEqual", "between", "IN", "like", "existsInString",
+        "existsInStringAsAWord", "notExistsInString", "beginsWith", "endsWith", "contains",
+        "notContains", "isAnniversary", "isNotAnniversary", "greaterThanAnniversary",
+        "lessThanAnniversary",
+    }
+)  # fmt: skip
+LOGICAL_OPERATORS = frozenset({"AND", "OR"})
+
+Row: TypeAlias = dict[str, str | None]
+
+
+# ---- requests ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimpleFilter:
+    """A ``SimpleFilterPart``: ``property operator values``; ``date`` sends ``<DateValue>``s."""
+
+    property: str
+    operator: str
+    values: tuple[str, ...]
+    date: bool = False
+
+    def __post_init__(self) -> None:
+        if self.operator not in SIMPLE_OPERATORS:
+            raise ValueError(f"unknown SOAP filter operator {self.operator!r}")
+        values: object = self.values
+        if not isinstance(values, tuple) or not all(isinstance(v, str) for v in values):
+            raise TypeError(f"filter values must be a tuple of strings, not {values!r}")
+
+
+@dataclass(frozen=True)
+class ComplexFilter:
+    """A ``ComplexFilterPart``: ``left logical right``, plus any ``additional`` operands."""
+
+    left: Filter
+    logical: str
+    right: Filter
+    additional: tuple[Filter, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.logical not in LOGICAL_OPERATORS:
+            raise ValueError(f"logical operator must be AND or OR, not {self.logical!r}")
+
+
+Filter: TypeAlias = SimpleFilter | ComplexFilter
+
+
+def retrieve_envelope(
+    token: str,
+    object_type: str,
+    properties: Sequence[str],
+    filter: Filter | None = None,
+    batch_size: int = MAX_BATCH_SIZE,
+    continue_request: str | None = None,
+    client_ids: Sequence[int] = (),
+) -> bytes:
+    """A Retrieve request envelope, children in WSDL order (sfmc-api.md §3.2).
+
+    With ``continue_request`` the whole request is repeated with ``<ContinueRequest>`` added,
+    the form zeep-based clients send; SFMC reads the continuation and ignores the rest.
+    """
+    if not 0 < batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be 1 to {MAX_BATCH_SIZE}, not {batch_size}")
+    parts = [f"<ClientIDs>{_element('ID', str(int(mid)))}</ClientIDs>" for mid in client_ids]
+    parts.append(_element("ObjectType", object_type))
+    parts += [_element("Properties", name) for name in properties]
+    if filter is not None:
+        parts.append(_filter_part("Filter", filter))
+    if continue_request is not None:
+        parts.append(_element("ContinueRequest", continue_request))
+    parts.append(f"<Options>{_element('BatchSize', str(batch_size))}</Options>")
+    request = "".join(parts)
+    return _envelope(
+        token,
+        f'<RetrieveRequestMsg xmlns="{PARTNER}"><RetrieveRequest>{request}</RetrieveRequest>'
+        "</RetrieveRequestMsg>",
+    )
+
+
+def describe_envelope(token: str, object_type: str) -> bytes:
+    """A Describe request envelope for one object type (sfmc-api.md §3.7)."""
+    return _envelope(
+        token,
+        f'<DefinitionRequestMsg xmlns="{PARTNER}"><DescribeRequests><ObjectDefinitionRequest>'
+        f"{_element('ObjectType', object_type)}</ObjectDefinitionRequest></DescribeRequests>"
+        "</DefinitionRequestMsg>",
+    )
+
+
+def format_date_value(instant: datetime) -> str:
+    """An aware instant as a filter ``DateValue`` with an explicit offset, in system time with
+    milliseconds (``2024-06-01T00:00:00.000-06:00``), which SFMC converts correctly (§4.3)."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"a filter date needs a time zone: {instant.isoformat()}")
+    return instant.astimezone(SYSTEM_TIME).isoformat(timespec="milliseconds")
+
+
+def _envelope(token: str, body: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<s:Envelope xmlns:s="{SOAP_ENV}" xmlns:xsi="{XSI}">'
+        f'<s:Header><fueloauth xmlns="{FUEL}">{_escape(token)}</fueloauth></s:Header>'
+        f"<s:Body>{body}</s:Body></s:Envelope>"
+    ).encode()
+
+
+def _filter_part(tag: str, part: Filter) -> str:
+    if isinstance(part, SimpleFilter):
+        kind, inner = "SimpleFilterPart", _simple_filter(part)
+    else:
+        kind, inner = "ComplexFilterPart", _complex_filter(part)
+    return f'<{tag} xsi:type="{kind}">{inner}</{tag}>'
+
+
+def _simple_filter(part: SimpleFilter) -> str:
+    value_tag = "DateValue" if part.date else "Value"
+    values = "".join(_element(value_tag, value) for value in part.values)
+    return (
+        f"{_element('Property', part.property)}{_element('SimpleOperator', part.operator)}{values}"
+    )
+
+
+def _complex_filter(part: ComplexFilter) -> str:
+    inner = (
+        _filter_part("LeftOperand", part.left)
+        + _element("LogicalOperator", part.logical)
+        + _filter_part("RightOperand", part.right)
+    )
+    if part.additional:
+        operands = "".join(_filter_part("Operand", operand) for operand in part.additional)
+        inner += f"<AdditionalOperands>{operands}</AdditionalOperands>"
+    return inner
+
+
+def _element(tag: str, text: str) -> str:
+    return f"<{tag}>{_escape(text)}</{tag}>"
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _escape(text: str) -> str:
+    """Text content that parses back to ``text`` exactly, carriage returns included."""
+    bad = _NOT_XML.search(text)
+    if bad:
+        raise ValueError(f"{bad.group()!r} cannot be sent in XML: {text!r}")
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
+
+
+# ---- responses -----------------------------------------------------------------------------
+
+
+@dataclass
+class RetrievePage:
+    """One Retrieve response: its ``OverallStatus``, ``RequestID`` and rows."""
+
+    status: str
+    request_id: str | None
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def more(self) -> bool:
+        """Whether another page waits behind ``request_id``."""
+        return self.status == "MoreDataAvailable"
+
+
+@dataclass(frozen=True)
+class DescribedProperty:
+    """One ``Properties`` entry of a Describe response; ``data_type`` is SFMC's .NET name."""
+
+    name: str
+    data_type: str
+    retrievable: bool
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A SOAP fault: its ``faultcode`` as written (``q0:Security``) and its ``faultstring``."""
+
+    code: str
+    text: str
+
+
+def _partner(name: str) -> str:
+    return f"{{{PARTNER}}}{name}"
+
+
+_RESPONSE_MSG = _partner("RetrieveResponseMsg")
+_STATUS = _partner("OverallStatus")
+_REQUEST_ID = _partner("RequestID")
+_RESULTS = _partner("Results")
+_NAME = _partner("Name")
+_VALUE = _partner("Value")
+_BODY = f"{{{SOAP_ENV}}}Body"
+_FAULT = f"{{{SOAP_ENV}}}Fault"
+_NIL = f"{{{XSI}}}nil"
+_PARSER_OPTIONS: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": True,
+}
+
+
+def parse_retrieve(
+    content: bytes, properties: Sequence[str], *, object_type: str | None = None
+) -> RetrievePage:
+    """Read a RetrieveResponseMsg into rows keyed by the requested ``properties`` (§3.4).
+
+    Raises ``ResponseError`` for malformed XML or a body without ``OverallStatus``;
+    ``object_type`` only names the object in that message. The status is not judged here:
+    see ``raise_for_status``.
+    """
+    reader = _RowReader(properties)
+    rows: list[Row] = []
+    heading: dict[str, str] = {}
+    events = etree.iterparse(
+        io.BytesIO(content),
+        events=("end",),
+        tag=(_RESULTS, _STATUS, _REQUEST_ID),
+        **_PARSER_OPTIONS,
+    )
+    try:
+        for _, element in events:
+            if element.tag == _RESULTS:
+                rows.append(reader.read(element))
+                _release(element)
+            elif _parent_tag(element) == _RESPONSE_MSG:
+                heading[element.tag] = (element.text or "").strip()
+    except etree.XMLSyntaxError as exc:
+        raise ResponseError(_malformed(exc, object_type)) from None
+    if not heading.get(_STATUS):
+        raise ResponseError(
+            _not_a_response("RetrieveResponseMsg/OverallStatus", content, object_type)
+        )
+    return RetrievePage(heading[_STATUS], heading.get(_REQUEST_ID) or None, rows)
+
+
+def parse_describe(
+    content: bytes, *, object_type: str | None = None
+) -> dict[str, DescribedProperty]:
+    """The properties of a DefinitionResponseMsg by name; empty when SFMC lists none."""
+    root = _parse(content, object_type)
+    message = root.find(f"{_BODY}/{_partner('DefinitionResponseMsg')}")
+    if message is None:
+        raise ResponseError(_not_a_response("DefinitionResponseMsg", content, object_type))
+    described: dict[str, DescribedProperty] = {}
+    path = f"{_partner('ObjectDefinition')}/{_partner('Properties')}"
+    for entry in message.iterfind(path):
+        name = (entry.findtext(_NAME) or "").strip()
+        if name:
+            described[name] = DescribedProperty(
+                name=name,
+                data_type=(entry.findtext(_partner("DataType")) or "").strip(),
+                retrievable=_true(entry.findtext(_partner("IsRetrievable"))),
+            )
+    return described
+
+
+def fault_of(content: bytes) -> Fault | None:
+    """The SOAP fault in a response body, or ``None`` for anything else, malformed included."""
+    try:
+        root = etree.fromstring(content, etree.XMLParser(**_PARSER_OPTIONS))
+    except (etree.LxmlError, ValueError, TypeError):
+        return None
+    for body in root.iter(_BODY):
+        for fault in body.iter(_FAULT):
+            return Fault(
+                code=(fault.findtext("faultcode") or "").strip(),
+                text=(fault.findtext("faultstring") or "").strip(),
+            )
+    return None
+
+
+def raise_for_status(page: RetrievePage, object_type: str) -> None:
+    """Raise unless ``page`` is ``OK`` or ``MoreDataAvailable`` with a ``RequestID``.
+
+    ``Error: API Permission Failed`` raises ``PermissionDenied``; any other status
+    ``RequestRejected`` with the status text as SFMC wrote it.
+    """
+    if page.status == "OK":
+        return
+    if page.more:
+        if not page.request_id:
+            raise ResponseError(
+                f"SOAP Retrieve of {object_type} says MoreDataAvailable without a RequestID "
+                "to continue from"
+            )
+        return
+    message = f"SOAP Retrieve of {object_type} failed: {page.status}"
+    if page.status.startswith("Error: API Permission Failed"):
+        raise PermissionDenied(
+            f"{message} (check that the installed package may read {object_type})"
+        )
+    raise RequestRejected(message)
+
+
+class _Pairs(Enum):
+    """Elements holding Name/Value pairs instead of a property's value."""
+
+    ONE = "the element is one pair, like PartnerProperties"
+    MANY = "each child is a pair, like DataExtensionObject Properties/Property"
+
+
+_Plan: TypeAlias = "dict[str, str | _Plan | _Pairs]"
+
+
+class _RowReader:
+    """Turns ``<Results>`` elements into rows of the requested properties."""
+
+    def __init__(self, properties: Sequence[str]) -> None:
+        self.template: Row = dict.fromkeys(properties)
+        self.plan = _plan(properties)
+
+    def read(self, results: etree._Element) -> Row:
+        row = self.template.copy()
+        _fill(row, results, self.plan)
+        return row
+
+
+def _plan(properties: Sequence[str]) -> _Plan:
+    """Where each requested property sits: element tag → property name, or → a nested plan."""
+    plan: _Plan = {_partner("PartnerProperties"): _Pairs.ONE, _partner("Properties"): _Pairs.MANY}
+    for name in properties:
+        *parents, leaf = name.split(".")
+        level = plan
+        for parent in parents:
+            nested = level.get(_partner(parent))
+            if not isinstance(nested, dict):
+                nested = level[_partner(parent)] = {}
+            level = nested
+        level.setdefault(_partner(leaf), name)
+    return plan
+
+
+def _fill(row: Row, element: etree._Element, plan: _Plan) -> None:
+    for child in element:
+        step = plan.get(child.tag)
+        if step is None:
+            continue
+        if type(step) is str:
+            text = child.text
+            row[step] = text if text is not None else _empty(child)
+        elif type(step) is dict:
+            _fill(row, child, step)
+        elif step is _Pairs.ONE:
+            _fill_pair(row, child)
+        else:
+            for pair in child:
+                _fill_pair(row, pair)
+
+
+def _fill_pair(row: Row, pair: etree._Element) -> None:
+    name = (pair.findtext(_NAME) or "").strip()
+    if name in row:
+        value = pair.find(_VALUE)
+        row[name] = None if value is None else _value(value)
+
+
+def _value(element: etree._Element) -> str | None:
+    text = element.text
+    return text if text is not None else _empty(element)
+
+
+def _empty(element: etree._Element) -> str | None:
+    return None if element.get(_NIL) in ("true", "1") else ""
+
+
+def _release(element: etree._Element) -> None:
+    """Free a read ``<Results>`` and the siblings before it, keeping memory flat."""
+    element.clear()
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]
+
+
+def _parent_tag(element: etree._Element) -> object:
+    parent = element.getparent()
+    return None if parent is None else parent.tag
+
+
+def _true(text: str | None) -> bool:
+    return (text or "").strip().lower() in ("true", "1")
+
+
+def _parse(content: bytes, object_type: str | None) -> etree._Element:
+    try:
+        return etree.fromstring(content, etree.XMLParser(**_PARSER_OPTIONS))
+    except etree.XMLSyntaxError as exc:
+        raise ResponseError(_malformed(exc, object_type)) from None
+
+
+def _subject(object_type: str | None) -> str:
+    return f"SOAP response for {object_type}" if object_type else "SOAP response"
+
+
+def _malformed(exc: etree.XMLSyntaxError, object_type: str | None) -> str:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return f"malformed {_subject(object_type)}: {reason}"
+
+
+def _not_a_response(expected: str, content: bytes, object_type: str | None) -> str:
+    fault = fault_of(content)
+    found = f"a SOAP fault {fault.code}: {fault.text}" if fault else "something else"
+    return f"{_subject(object_type)} has no {expected}; found {found}"

@@ -1,0 +1,231 @@
+"""One sync run: each group of collections is its own dlt load, so one failing collection
+leaves the others loading and its own cursor where its last committed data is."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timezone
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+import dlt
+from dlt.common.destination import Destination
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from sfmc_source.client import Credentials, SfmcClient
+from sfmc_source.errors import AuthenticationError, ConfigError, PermissionDenied, SfmcError
+from sfmc_source.source import sfmc_source
+from sfmc_source.specs import COLLECTIONS
+from sfmc_source.timefmt import SYSTEM_TIME
+
+# Collections loaded together: a child is read from what its parent read.
+GROUPS = (("campaigns", "campaign_assets"), ("lists",), ("interactions", "goals"))
+
+
+@dataclass
+class CollectionResult:
+    name: str
+    rows: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class SyncResult:
+    collections: list[CollectionResult] = field(default_factory=list)
+    token_requests: int = 0
+    fatal: SfmcError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.fatal is not None:
+            return self.fatal.exit_code
+        return 0 if all(c.ok for c in self.collections) else 1
+
+
+def destination_for(url: str) -> Destination[Any, Any]:
+    """``duckdb:///path``, ``postgresql://user:pass@host:port/db`` or a dlt destination name."""
+    scheme = urlsplit(url).scheme
+    if scheme == "duckdb":
+        path = url.split("duckdb:///", 1)[-1] if "duckdb:///" in url else ""
+        if not path:
+            raise ConfigError(f"--destination {url!r}: use duckdb:///path/to/file.duckdb")
+        return dlt.destinations.duckdb(path)
+    if scheme in ("postgresql", "postgres"):
+        return dlt.destinations.postgres(credentials=_with_password(url))
+    if scheme:
+        raise ConfigError(
+            f"--destination {url!r}: use duckdb:///path, postgresql://... or a "
+            "dlt destination name (bigquery, snowflake, redshift, ...)"
+        )
+    try:
+        destination = Destination.from_reference(url)
+    except Exception:
+        destination = None
+    if destination is None:
+        raise ConfigError(f"--destination {url!r} is not a destination dlt knows")
+    return destination
+
+
+def _with_password(url: str) -> str:
+    """dlt wants a password in a Postgres URL even where the server trusts the user."""
+    parts = urlsplit(url)
+    if parts.username and parts.password is None:
+        netloc = parts.netloc.replace(f"{parts.username}@", f"{parts.username}:@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def pipeline_for(destination: str, schema: str, pipelines_dir: str | None = None) -> dlt.Pipeline:
+    """The dlt pipeline for a destination and schema; ``pipelines_dir`` defaults to dlt's
+    (``~/.dlt/pipelines``). Its local state is a cache: the destination holds the truth."""
+    name, target = f"sfmc_source_{schema}", destination_for(destination)
+    if pipelines_dir:
+        return dlt.pipeline(name, pipelines_dir, destination=target, dataset_name=schema)
+    return dlt.pipeline(name, destination=target, dataset_name=schema)
+
+
+def run_sync(
+    client: SfmcClient,
+    pipeline: dlt.Pipeline,
+    collections: Sequence[str] | None = None,
+    full_refresh: bool = False,
+    naive_zone: timezone = SYSTEM_TIME,
+) -> SyncResult:
+    wanted = _selected(collections)
+    result = SyncResult()
+    try:
+        client.auth.token()
+    except AuthenticationError as exc:
+        result.fatal = exc
+        return result
+    for group in GROUPS:
+        names = [n for n in group if n in wanted]
+        if names:
+            result.collections += _load_group(client, pipeline, names, full_refresh, naive_zone)
+    result.token_requests = client.auth.token_requests
+    return result
+
+
+def _selected(collections: Sequence[str] | None) -> set[str]:
+    wanted = set(collections or COLLECTIONS)
+    unknown = sorted(wanted - set(COLLECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown collection {', '.join(unknown)}; choose from {', '.join(COLLECTIONS)}"
+        )
+    for name in list(wanted):
+        parent = COLLECTIONS[name].parent
+        if parent:
+            wanted.add(parent)  # a child is read from its parent, whose cursor must move with it
+    return wanted
+
+
+def _load_group(
+    client: SfmcClient,
+    pipeline: dlt.Pipeline,
+    names: list[str],
+    full_refresh: bool,
+    naive_zone: timezone,
+) -> list[CollectionResult]:
+    started, before = time.perf_counter(), dict(client.requests_by)
+    results = [CollectionResult(name) for name in names]
+    source = sfmc_source(client, names, full_refresh, naive_zone)
+    try:
+        info = pipeline.run(source)
+    except PipelineStepFailed as exc:
+        error = _describe_failure(_cause(exc), names)
+        if exc.step == "extract" and pipeline.has_pending_data:
+            pipeline.abort_packages()
+        for result in results:
+            result.error = error
+    else:
+        counts = _row_counts(pipeline, info)
+        for result in results:
+            result.rows = counts.get(result.name, 0)
+    elapsed = time.perf_counter() - started
+    for result in results:
+        result.seconds = elapsed
+        result.requests = client.requests_by[result.name] - before.get(result.name, 0)
+    return results
+
+
+def _cause(exc: BaseException) -> BaseException:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SfmcError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def _describe_failure(cause: BaseException, names: list[str]) -> str:
+    if isinstance(cause, PermissionDenied):
+        permission = COLLECTIONS[names[0]].permission
+        return f"{cause}; enable {permission} for the package in Installed Packages"
+    if isinstance(cause, SfmcError):
+        return str(cause)
+    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+
+
+def _row_counts(pipeline: dlt.Pipeline, info: Any) -> dict[str, int]:
+    trace = pipeline.last_trace
+    normalize = trace.last_normalize_info if trace else None
+    return dict(normalize.row_counts) if normalize else {}
+
+
+def run_sync_command(
+    *,
+    destination: str,
+    schema: str,
+    collections: Sequence[str] | None,
+    full_refresh: bool,
+    client_id: str | None,
+    client_secret: str | None,
+    subdomain: str | None,
+    account_id: int | None,
+    auth_url: str | None,
+) -> int:
+    """What ``sfmc-source sync`` does: check settings, sync, print the summary; the exit code."""
+    missing = [
+        flag
+        for flag, value in (
+            ("--client-id / SFMC_CLIENT_ID", client_id),
+            ("--client-secret / SFMC_CLIENT_SECRET", client_secret),
+        )
+        if not value
+    ]
+    if not (subdomain or auth_url):
+        missing.append("--subdomain / SFMC_SUBDOMAIN")
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)}")
+    assert client_id and client_secret
+    url = auth_url or f"https://{subdomain}.auth.marketingcloudapis.com"
+    _selected(collections)
+    pipeline = pipeline_for(destination, schema)
+    with SfmcClient(Credentials(client_id, client_secret, url, account_id)) as client:
+        result = run_sync(client, pipeline, collections, full_refresh)
+    print_summary(result)
+    return result.exit_code
+
+
+def print_summary(result: SyncResult) -> None:
+    if result.fatal is not None:
+        click.echo(f"error: {result.fatal}", err=True)
+        return
+    click.echo(f"{'collection':<16} {'rows':>8} {'requests':>9} {'seconds':>8}  outcome")
+    for c in result.collections:
+        outcome = "ok" if c.ok else "failed"
+        click.echo(f"{c.name:<16} {c.rows:>8} {c.requests:>9} {c.seconds:>8.2f}  {outcome}")
+    click.echo(f"token requests: {result.token_requests}")
+    for c in result.collections:
+        if c.error:
+            click.echo(f"error: {c.name}: {c.error}", err=True)
