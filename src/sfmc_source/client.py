@@ -188,9 +188,8 @@ class SfmcClient:
         if creds.account_id is not None:
             body["account_id"] = creds.account_id
         url = creds.auth_url.rstrip("/") + "/v2/token"
-        response = self._send(
-            self.http.build_request("POST", url, json=body), "token request", signed=False
-        )
+        request = self.http.build_request("POST", url, json=body)
+        response = self._send(request, "token request", signed=False, label="token")
         if response.status_code in (400, 401, 403, 404):
             raise AuthenticationError(_auth_failure(response, creds))
         if response.status_code != 200:

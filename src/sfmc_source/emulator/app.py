@@ -72,6 +72,8 @@ class EmulatorConfig:
     client_id: str = ""
     client_secret: str = ""
     token_ttl: int = 1079
+    # How long tokens really live, when that differs from the expires_in they announce.
+    token_lifetime: float | None = None
     scopes: tuple[str, ...] = READ_SCOPES
     package_enabled: bool = True
     faults: Faults = field(default_factory=Faults)
@@ -140,6 +142,7 @@ class EmulatorApp:
             cfg.package_enabled,
             cfg.scopes,
             cfg.token_ttl,
+            cfg.token_ttl if cfg.token_lifetime is None else cfg.token_lifetime,
             self.units.keys(),
             cfg.mids[0],
         )

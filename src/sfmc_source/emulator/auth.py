@@ -46,6 +46,7 @@ class Package:
     enabled: bool
     scopes: Collection[str]
     token_ttl: int
+    token_lifetime: float
     mids: Collection[int]
     default_mid: int
 
@@ -94,7 +95,7 @@ class TokenIssuer:
             )
         token = _jwt_like(mid)
         with self._lock:
-            self._tokens[token] = Token(mid, scopes, time.monotonic() + package.token_ttl)
+            self._tokens[token] = Token(mid, scopes, time.monotonic() + package.token_lifetime)
         base = base_url.rstrip("/")
         return Response(
             200,
