@@ -28,6 +28,7 @@ from sfmc_source.errors import (
 )
 
 USER_AGENT = f"sfmc-source/{__version__}"
+EXPIRED_CONTINUATION = "The RequestID sent through ContinueRequest does not exist"
 MAX_RETRY_AFTER = 300.0
 
 
@@ -111,12 +112,14 @@ class SfmcClient:
 
     # ---- SOAP ---------------------------------------------------------------------------
 
-    def soap_call(self, action: str, envelope: bytes, what: str, label: str = "") -> bytes:
+    def soap_call(
+        self, action: str, envelope: bytes, what: str, label: str = "", tries: int | None = None
+    ) -> bytes:
         """POST an envelope built with ``TOKEN_PLACEHOLDER`` to the token's SOAP instance."""
         url = self.auth.token().soap_url + "Service.asmx"
         headers = {"SOAPAction": action, "Content-Type": "text/xml; charset=utf-8"}
         request = self.http.build_request("POST", url, content=envelope, headers=headers)
-        response = self._send(request, what, label=label)
+        response = self._send(request, what, label=label, tries=tries)
         if response.status_code == 200:
             return response.content
         fault = soap.fault_of(response.content)
@@ -132,15 +135,47 @@ class SfmcClient:
         where: soap.Filter | None = None,
         label: str = "",
     ) -> Iterator[list[dict[str, str | None]]]:
-        """Every row of a SOAP Retrieve, one page (≤ 2,500 rows) at a time."""
+        """Every row of a SOAP Retrieve, one page (≤ 2,500 rows) at a time.
+
+        A ``ContinueRequest`` that fails is never sent again: SFMC may already have served
+        its page, and the next answer would silently skip it. The Retrieve starts over
+        instead (a bounded number of times); rows yielded before come again, and loads merge
+        them on the primary key.
+        """
         what = f"SOAP Retrieve of {object_type}"
+        for restart in range(1, self.retry.tries + 1):
+            try:
+                yield from self._retrieve_pages(object_type, properties, where, label, what)
+                return
+            except _LostContinuation as lost:
+                reason = str(lost)
+                if restart < self.retry.tries:
+                    time.sleep(self.retry.delay(restart, None))
+        raise TransientError(f"{what}: a continuation kept failing, {restart} starts: {reason}")
+
+    def _retrieve_pages(
+        self,
+        object_type: str,
+        properties: Sequence[str],
+        where: soap.Filter | None,
+        label: str,
+        what: str,
+    ) -> Iterator[list[dict[str, str | None]]]:
         request_id: str | None = None
         while True:
             envelope = soap.retrieve_envelope(
                 TOKEN_PLACEHOLDER, object_type, properties, where, continue_request=request_id
             )
-            content = self.soap_call("Retrieve", envelope, what, label)
-            page = soap.parse_retrieve(content, properties)
+            if request_id is None:
+                content = self.soap_call("Retrieve", envelope, what, label)
+            else:
+                try:
+                    content = self.soap_call("Retrieve", envelope, what, label, tries=1)
+                except TransientError as exc:
+                    raise _LostContinuation(str(exc)) from exc
+            page = soap.parse_retrieve(content, properties, object_type=object_type)
+            if request_id is not None and page.status.startswith(EXPIRED_CONTINUATION):
+                raise _LostContinuation(page.status)
             soap.raise_for_status(page, object_type)
             yield page.rows
             if not page.more:
@@ -155,9 +190,16 @@ class SfmcClient:
     # ---- transport ----------------------------------------------------------------------
 
     def _send(
-        self, request: httpx.Request, what: str, *, signed: bool = True, label: str = ""
+        self,
+        request: httpx.Request,
+        what: str,
+        *,
+        signed: bool = True,
+        label: str = "",
+        tries: int | None = None,
     ) -> httpx.Response:
-        for attempt in range(1, self.retry.tries + 1):
+        tries = tries or self.retry.tries
+        for attempt in range(1, tries + 1):
             with self._count_lock:
                 self.requests += 1
                 self.requests_by[label or what] += 1
@@ -171,7 +213,7 @@ class SfmcClient:
                     return response
                 failure = f"HTTP {response.status_code}"
                 retry_after = _retry_after(response)
-            if attempt == self.retry.tries:
+            if attempt == tries:
                 raise TransientError(f"{what} still failing after {attempt} tries: {failure}")
             with self._count_lock:
                 self.retries += 1
@@ -195,6 +237,10 @@ class SfmcClient:
         if response.status_code != 200:
             raise RequestRejected(f"token request: HTTP {response.status_code}")
         return _access_token(response)
+
+
+class _LostContinuation(Exception):
+    """A ContinueRequest failed; the Retrieve it belonged to must start over."""
 
 
 def _transient(response: httpx.Response) -> bool:

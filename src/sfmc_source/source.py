@@ -79,7 +79,7 @@ def sfmc_source(
         "campaigns": parent,
         "campaign_assets": _transformer(
             CAMPAIGN_ASSETS, campaign_assets, parent, "delete-insert", merge_key="campaign_id"
-        ),
+        ).apply_hints(columns=[DELETED_HINT]),
         "lists": _resource(LISTS, lists, "merge"),
         "interactions": _transformer(INTERACTIONS, interactions, versions, "merge"),
         "goals": _transformer(GOALS, goals, versions, "replace"),
@@ -153,10 +153,14 @@ class _Reader:
         self._advance(newest)
 
     def campaign_assets(self, campaigns: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        """The assets of each campaign read, which replace its assets in the warehouse. A
+        campaign with none left gets a marker row that dlt deletes instead of inserting, so its
+        old assets go too."""
         for campaign in campaigns:
             path = f"hub/v1/campaigns/{campaign['id']}/assets"
-            for items in rest_pages(self.client, path, {}, "campaign_assets"):
-                yield [self._shape(CAMPAIGN_ASSETS, item) for item in items]
+            pages = rest_pages(self.client, path, {}, "campaign_assets")
+            assets = [self._shape(CAMPAIGN_ASSETS, item) for items in pages for item in items]
+            yield assets or [_no_assets(campaign["id"])]
 
     def lists(self) -> Iterator[list[dict[str, Any]]]:
         since, newest = self._since(), None
@@ -241,6 +245,14 @@ def _envelope(body: Any, path: str) -> tuple[list[Any], int | None]:
     if not isinstance(items, list) or not isinstance(count, int) or isinstance(count, bool):
         raise ResponseError(f"GET {path}: the response has no items/entities list and count")
     return items, count
+
+
+DELETED = "_sfmc_deleted"
+DELETED_HINT: Any = {"name": DELETED, "data_type": "bool", "nullable": True, "hard_delete": True}
+
+
+def _no_assets(campaign_id: str) -> dict[str, Any]:
+    return {"id": f"no-assets:{campaign_id}", "campaign_id": campaign_id, DELETED: True}
 
 
 def _array(record: dict[str, Any], key: str) -> list[dict[str, Any]]:

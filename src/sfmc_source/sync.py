@@ -107,12 +107,25 @@ def run_sync(
     except AuthenticationError as exc:
         result.fatal = exc
         return result
+    try:
+        _finish_pending(pipeline)
+    except PipelineStepFailed as exc:
+        result.fatal = SfmcError(f"loading what an interrupted run left failed: {_cause(exc)}")
+        return result
     for group in GROUPS:
         names = [n for n in group if n in wanted]
         if names:
             result.collections += _load_group(client, pipeline, names, full_refresh, naive_zone)
     result.token_requests = client.auth.token_requests
     return result
+
+
+def _finish_pending(pipeline: dlt.Pipeline) -> None:
+    """Load what a killed run extracted but did not load. ``pipeline.run`` would load only
+    that and return, leaving the collections it was asked for unsynced."""
+    if pipeline.has_pending_data:
+        pipeline.normalize()
+        pipeline.load()
 
 
 def _selected(collections: Sequence[str] | None) -> set[str]:
