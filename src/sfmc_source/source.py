@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -50,28 +51,39 @@ def sfmc_source(
     collections: Sequence[str] | None = None,
     full_refresh: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
+    row_counts: Counter[str] | None = None,
 ) -> list[DltResource]:
-    """SFMC campaigns, campaign assets, lists, interactions (journey versions) and goals."""
+    """SFMC campaigns, campaign assets, lists, interactions (journey versions) and goals.
+
+    ``row_counts``, when given, counts the rows each collection hands to dlt."""
     wanted = set(collections or COLLECTIONS)
     reader = _Reader(client, full_refresh, naive_zone)
+    counts = Counter[str]() if row_counts is None else row_counts
+
+    def counted(name: str, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        counts[name] += sum(1 for row in page if DELETED not in row)
+        return page
 
     def campaigns() -> Iterator[list[dict[str, Any]]]:
-        yield from reader.campaigns()
+        for page in reader.campaigns():
+            yield counted("campaigns", page)
 
     def campaign_assets(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-        yield from reader.campaign_assets(page)
+        for assets in reader.campaign_assets(page):
+            yield counted("campaign_assets", assets)
 
     def lists() -> Iterator[list[dict[str, Any]]]:
-        yield from reader.lists()
+        for page in reader.lists():
+            yield counted("lists", page)
 
     def journey_versions() -> Iterator[list[dict[str, Any]]]:
         yield from reader.journey_versions()
 
     def interactions(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return reader.interactions(page)
+        return counted("interactions", reader.interactions(page))
 
     def goals(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return reader.goals(page)
+        return counted("goals", reader.goals(page))
 
     parent = _resource(CAMPAIGNS, campaigns, "merge")
     versions = dlt.resource(journey_versions, name="journey_versions", selected=False)

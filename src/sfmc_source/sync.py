@@ -4,6 +4,7 @@ leaves the others loading and its own cursor where its last committed data is.""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timezone
@@ -151,9 +152,10 @@ def _load_group(
 ) -> list[CollectionResult]:
     started, before = time.perf_counter(), dict(client.requests_by)
     results = [CollectionResult(name) for name in names]
-    source = sfmc_source(client, names, full_refresh, naive_zone)
+    counts: Counter[str] = Counter()
+    source = sfmc_source(client, names, full_refresh, naive_zone, counts)
     try:
-        info = pipeline.run(source)
+        pipeline.run(source)
     except PipelineStepFailed as exc:
         error = _describe_failure(_cause(exc), names)
         if exc.step == "extract" and pipeline.has_pending_data:
@@ -161,9 +163,8 @@ def _load_group(
         for result in results:
             result.error = error
     else:
-        counts = _row_counts(pipeline, info)
         for result in results:
-            result.rows = counts.get(result.name, 0)
+            result.rows = counts[result.name]
     elapsed = time.perf_counter() - started
     for result in results:
         result.seconds = elapsed
@@ -187,12 +188,6 @@ def _describe_failure(cause: BaseException, names: list[str]) -> str:
     if isinstance(cause, SfmcError):
         return str(cause)
     return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
-
-
-def _row_counts(pipeline: dlt.Pipeline, info: Any) -> dict[str, int]:
-    trace = pipeline.last_trace
-    normalize = trace.last_normalize_info if trace else None
-    return dict(normalize.row_counts) if normalize else {}
 
 
 def run_sync_command(
