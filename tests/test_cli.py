@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
@@ -71,3 +72,39 @@ def test_version() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("sfmc-source, version ")
+
+
+def test_sync_usage_errors_exit_2_and_say_what_is_wrong(tmp_path: Path) -> None:
+    env = {"SFMC_CLIENT_ID": "", "SFMC_CLIENT_SECRET": "", "SFMC_SUBDOMAIN": ""}
+    result = CliRunner().invoke(
+        main, ["sync", "--destination", f"duckdb:///{tmp_path}/x.duckdb"], env=env
+    )
+    assert result.exit_code == 2
+    assert (
+        "missing --client-id / SFMC_CLIENT_ID, --client-secret / SFMC_CLIENT_SECRET"
+        in result.output
+    )
+    args = ["sync", "--client-id", "a", "--client-secret", "b", "--subdomain", "mcx"]
+    for extra, message in [
+        (
+            ["--collections", "campaigns,contacts"],
+            "unknown collection contacts; choose from campaigns",
+        ),
+        (["--system-offset", "CST"], "use ±HH:MM"),
+        (["--destination", "mysql://x"], "use duckdb:///path, postgresql://"),
+    ]:
+        result = CliRunner().invoke(main, args + extra)
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+
+
+def test_system_offset_reads_naive_timestamps_in_that_zone() -> None:
+    from datetime import UTC, datetime
+
+    from sfmc_source.sync import parse_offset
+    from sfmc_source.timefmt import parse_timestamp
+
+    assert parse_timestamp("2024-06-01T00:00:00", parse_offset("-07:00")) == datetime(
+        2024, 6, 1, 7, tzinfo=UTC
+    )
+    assert parse_offset("+0530").utcoffset(None).total_seconds() == 5.5 * 3600  # type: ignore[union-attr]

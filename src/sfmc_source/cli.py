@@ -267,6 +267,13 @@ def _fail(message: str, code: int) -> NoReturn:
     default=None,
     help="Default: https://{subdomain}.auth.marketingcloudapis.com",
 )
+@click.option(
+    "--system-offset",
+    envvar="SFMC_SYSTEM_OFFSET",
+    default="-06:00",
+    show_default=True,
+    help="UTC offset of timestamps SFMC sends without one (its system time).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def sync(
     destination: str,
@@ -278,6 +285,7 @@ def sync(
     subdomain: str | None,
     account_id: int | None,
     auth_url: str | None,
+    system_offset: str,
     debug: bool,
 ) -> None:
     """Sync SFMC collections into the destination, incrementally."""
@@ -287,15 +295,14 @@ def sync(
         code = run_sync_command(
             destination=destination,
             schema=schema,
-            collections=[c.strip() for c in collections.split(",") if c.strip()]
-            if collections
-            else None,
+            collections=_names(collections),
             full_refresh=full_refresh,
             client_id=client_id,
             client_secret=client_secret,
             subdomain=subdomain,
             account_id=account_id,
             auth_url=auth_url,
+            system_offset=system_offset,
         )
     except SfmcError as exc:
         if debug:

@@ -3,11 +3,12 @@ leaves the others loading and its own cursor where its last committed data is.""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -201,8 +202,10 @@ def run_sync_command(
     subdomain: str | None,
     account_id: int | None,
     auth_url: str | None,
+    system_offset: str = "-06:00",
 ) -> int:
     """What ``sfmc-source sync`` does: check settings, sync, print the summary; the exit code."""
+    naive_zone = parse_offset(system_offset)
     missing = [
         flag
         for flag, value in (
@@ -220,9 +223,18 @@ def run_sync_command(
     _selected(collections)
     pipeline = pipeline_for(destination, schema)
     with SfmcClient(Credentials(client_id, client_secret, url, account_id)) as client:
-        result = run_sync(client, pipeline, collections, full_refresh)
+        result = run_sync(client, pipeline, collections, full_refresh, naive_zone)
     print_summary(result)
     return result.exit_code
+
+
+def parse_offset(text: str) -> timezone:
+    """``-06:00`` (SFMC's system time), ``-07:00`` (old Stack 4 tenants), ..."""
+    match = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text.strip())
+    if not match:
+        raise ConfigError(f"--system-offset {text!r}: use ±HH:MM, e.g. -06:00 (SFMC system time)")
+    sign = -1 if match[1] == "-" else 1
+    return timezone(sign * timedelta(hours=int(match[2]), minutes=int(match[3])))
 
 
 def print_summary(result: SyncResult) -> None:
