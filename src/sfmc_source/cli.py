@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -275,35 +275,12 @@ def _fail(message: str, code: int) -> NoReturn:
     help="UTC offset of timestamps SFMC sends without one (its system time).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def sync(
-    destination: str,
-    schema: str,
-    collections: str | None,
-    full_refresh: bool,
-    client_id: str | None,
-    client_secret: str | None,
-    subdomain: str | None,
-    account_id: int | None,
-    auth_url: str | None,
-    system_offset: str,
-    debug: bool,
-) -> None:
+def sync(collections: str | None, debug: bool, **settings: Any) -> None:
     """Sync SFMC collections into the destination, incrementally."""
     from sfmc_source.sync import run_sync_command
 
     try:
-        code = run_sync_command(
-            destination=destination,
-            schema=schema,
-            collections=_names(collections),
-            full_refresh=full_refresh,
-            client_id=client_id,
-            client_secret=client_secret,
-            subdomain=subdomain,
-            account_id=account_id,
-            auth_url=auth_url,
-            system_offset=system_offset,
-        )
+        code = run_sync_command(collections=_names(collections), **settings)
     except SfmcError as exc:
         if debug:
             raise

@@ -1369,3 +1369,30 @@ def test_paging_edges_land_every_row_exactly_once(
     assert seen[LIST_RETRIEVES] == math.ceil(lists / 2_500)
     assert seen[JOURNEY_PAGES] == math.ceil(versions / 50)
     assert_warehouse_equals(duckdb_destination, expected)
+
+
+# ---- list properties a tenant refuses -------------------------------------------------------
+
+
+@pytest.mark.parametrize("describe", ["described", "empty-describe"])
+def test_list_properties_the_tenant_refuses_are_null_not_errors(
+    emulator_factory: Callable[..., Emulator],
+    duckdb_destination: Destination,
+    syncs: Syncs,
+    describe: str,
+) -> None:
+    refused = {"Client.PartnerUserKey", "Client.CustomerKey", "Client.UserID"}
+    emu = emulator_factory(
+        sizes=SMALL, unretrievable={"List": refused}, empty_describe=describe == "empty-describe"
+    )
+    expected = snapshot(emu, ["lists"])
+    for row in expected["lists"]:
+        row.update(client_partner_user_key=None, client_customer_key=None, client_user_id=None)
+    assert any(r.fields.get("Client.UserID") for r in emu.app.unit().lists.values())
+
+    result = syncs.run(emu, duckdb_destination, collections=["lists"])
+
+    assert outcome(result) == {"lists": None}
+    assert_warehouse_equals(duckdb_destination, expected)
+    retrieves = emu.app.log.count("SOAP Retrieve List")
+    assert retrieves == (1 if describe == "described" else 2)
