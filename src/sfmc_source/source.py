@@ -6,9 +6,9 @@
     source = sfmc_source(Credentials.for_subdomain(client_id, client_secret, subdomain))
     dlt.pipeline("sfmc", destination="duckdb", dataset_name="sfmc").run(source)
 
-Cursors live in dlt's resource state, so they are stored in the destination with the data and
-only advance with a committed load. Each run re-reads a small overlap behind the cursor;
-merging on the primary key makes the overlap harmless.
+Cursors are ``dlt.sources.incremental``: stored in the destination with the data, advanced
+only with a committed load. Each run re-reads a small overlap behind the cursor; merging on
+the primary key makes the overlap harmless.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from sfmc_source.specs import (
 from sfmc_source.timefmt import SYSTEM_TIME
 
 OVERLAP = timedelta(hours=1)
+# A full refresh reads this whole range and neither uses nor moves the stored cursor.
+EVERYTHING = (datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
+Cursor = dlt.sources.incremental[datetime]
 CAMPAIGN_ORDER = {"$orderBy": "ModifiedDate DESC"}
 PAGE_SIZE = 50
 _UNRETRIEVABLE = re.compile(r"Request Property\(s\) (.+?) do not match")
@@ -64,16 +67,18 @@ def sfmc_source(
         counts[name] += sum(1 for row in page if DELETED not in row)
         return page
 
-    def campaigns() -> Iterator[list[dict[str, Any]]]:
-        for page in reader.campaigns():
+    campaigns_cursor, lists_cursor = _cursor(full_refresh), _cursor(full_refresh)
+
+    def campaigns(updated: Cursor = campaigns_cursor) -> Iterator[list[dict[str, Any]]]:
+        for page in reader.campaigns(None if full_refresh else updated.start_value):
             yield counted("campaigns", page)
 
     def campaign_assets(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         for assets in reader.campaign_assets(page):
             yield counted("campaign_assets", assets)
 
-    def lists() -> Iterator[list[dict[str, Any]]]:
-        for page in reader.lists():
+    def lists(updated: Cursor = lists_cursor) -> Iterator[list[dict[str, Any]]]:
+        for page in reader.lists(None if full_refresh else updated.start_value):
             yield counted("lists", page)
 
     def journey_versions() -> Iterator[list[dict[str, Any]]]:
@@ -99,6 +104,18 @@ def sfmc_source(
     for name, resource in resources.items():
         resource.selected = name in wanted
     return list(resources.values())
+
+
+def _cursor(full_refresh: bool) -> Cursor:
+    """The ``modified_date`` cursor: dlt keeps it in the destination with the data, moves it
+    only with a committed load, and starts each run ``OVERLAP`` behind it. Rows without a
+    modified date are kept, never dropped."""
+    if full_refresh:
+        start, end = EVERYTHING
+        return Cursor(
+            "modified_date", initial_value=start, end_value=end, on_cursor_value_missing="include"
+        )
+    return Cursor("modified_date", lag=OVERLAP.total_seconds(), on_cursor_value_missing="include")
 
 
 def _hints(collection: Collection, disposition: str, **extra: Any) -> dict[str, Any]:
@@ -135,34 +152,20 @@ class _Reader:
         self.full_refresh = full_refresh
         self.naive_zone = naive_zone
 
-    def _since(self) -> datetime | None:
-        stored = dlt.current.resource_state().get("cursor")
-        if self.full_refresh or not stored:
-            return None
-        return datetime.fromisoformat(stored) - OVERLAP
-
-    def _advance(self, seen: datetime | None) -> None:
-        state = dlt.current.resource_state()
-        stored = state.get("cursor")
-        if seen and (not stored or seen > datetime.fromisoformat(stored)):
-            state["cursor"] = seen.isoformat()
-
     def _shape(self, collection: Collection, record: Any, soap_row: bool = False) -> dict[str, Any]:
         if not isinstance(record, dict):
             raise ResponseError(f"{collection.name}: an item is not a JSON object: {record!r:.80}")
         return rows.shape(collection, record, soap=soap_row, naive_zone=self.naive_zone)
 
-    def campaigns(self) -> Iterator[list[dict[str, Any]]]:
-        since, newest = self._since(), None
+    def campaigns(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """Campaigns modified since ``since``, newest first: paging stops at the first older one."""
         for items in rest_pages(self.client, "hub/v1/campaigns", CAMPAIGN_ORDER, "campaigns"):
             page = [self._shape(CAMPAIGNS, item) for item in items]
             changed = [r for r in page if since is None or _after(r["modified_date"], since)]
-            newest = max([newest, *(r["modified_date"] for r in changed)], key=_instant)
             if changed:
                 yield changed
             if len(changed) < len(page):
-                break
-        self._advance(newest)
+                return
 
     def campaign_assets(self, campaigns: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         """The assets of each campaign read, which replace its assets in the warehouse. A
@@ -174,18 +177,14 @@ class _Reader:
             assets = [self._shape(CAMPAIGN_ASSETS, item) for items in pages for item in items]
             yield assets or [_no_assets(campaign["id"])]
 
-    def lists(self) -> Iterator[list[dict[str, Any]]]:
-        since, newest = self._since(), None
+    def lists(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
         where = None
         if since is not None:
             where = soap.SimpleFilter(
                 "ModifiedDate", "greaterThanOrEqual", (soap.format_date_value(since),), date=True
             )
         for page in self._retrieve_lists(where):
-            shaped = [self._shape(LISTS, row, soap_row=True) for row in page]
-            newest = max([newest, *(r["modified_date"] for r in shaped)], key=_instant)
-            yield shaped
-        self._advance(newest)
+            yield [self._shape(LISTS, row, soap_row=True) for row in page]
 
     def _retrieve_lists(self, where: soap.Filter | None) -> Iterator[list[dict[str, str | None]]]:
         """Only the List properties this tenant lets us retrieve (Describe, and the error that
@@ -278,7 +277,3 @@ def _array(record: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 def _after(instant: datetime | None, since: datetime) -> bool:
     return instant is None or instant >= since
-
-
-def _instant(value: datetime | None) -> datetime:
-    return value or datetime.min.replace(tzinfo=UTC)
