@@ -1,3 +1,24 @@
-"""sfmc-source: Salesforce Marketing Cloud data into your warehouse, incrementally."""
+"""sfmc-source: Salesforce Marketing Cloud data into your warehouse, incrementally.
+
+from sfmc_source import Credentials, SfmcClient, sfmc_source
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["Credentials", "SfmcClient", "__version__", "sfmc_source"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so the emulator and the CLI start without loading dlt.
+    if name in ("Credentials", "SfmcClient"):
+        from sfmc_source import client
+
+        return getattr(client, name)
+    if name == "sfmc_source":
+        from sfmc_source.source import sfmc_source
+
+        return sfmc_source
+    raise AttributeError(f"module 'sfmc_source' has no attribute {name!r}")

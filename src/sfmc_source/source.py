@@ -1,10 +1,10 @@
 """The dlt source: SFMC collections as dlt resources. Wiring only; shapes live in ``rows``.
 
     import dlt
-    from sfmc_source import Credentials, sfmc_source
+    from sfmc_source import Credentials, SfmcClient, sfmc_source
 
-    source = sfmc_source(Credentials.for_subdomain(client_id, client_secret, subdomain))
-    dlt.pipeline("sfmc", destination="duckdb", dataset_name="sfmc").run(source)
+    client = SfmcClient(Credentials.for_subdomain(client_id, client_secret, subdomain))
+    dlt.pipeline("sfmc", destination="duckdb", dataset_name="sfmc").run(sfmc_source(client))
 
 Cursors are ``dlt.sources.incremental``: stored in the destination with the data, advanced
 only with a committed load. Each run re-reads a small overlap behind the cursor; merging on
@@ -60,7 +60,7 @@ def sfmc_source(
 
     ``row_counts``, when given, counts the rows each collection hands to dlt."""
     wanted = set(collections or COLLECTIONS)
-    reader = _Reader(client, full_refresh, naive_zone)
+    reader = _Reader(client, naive_zone)
     counts = Counter[str]() if row_counts is None else row_counts
 
     def counted(name: str, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -145,11 +145,10 @@ def _transformer(
 
 
 class _Reader:
-    """Fetches and shapes each collection; keeps each cursor in its resource's dlt state."""
+    """Fetches and shapes each collection."""
 
-    def __init__(self, client: SfmcClient, full_refresh: bool, naive_zone: timezone) -> None:
+    def __init__(self, client: SfmcClient, naive_zone: timezone) -> None:
         self.client = client
-        self.full_refresh = full_refresh
         self.naive_zone = naive_zone
 
     def _shape(self, collection: Collection, record: Any, soap_row: bool = False) -> dict[str, Any]:

@@ -102,6 +102,8 @@ def run_sync(
     full_refresh: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
 ) -> SyncResult:
+    """Sync the collections (all by default) group by group. Wrong credentials stop the run
+    before anything is written; any other failure fails only its group."""
     wanted = _selected(collections)
     result = SyncResult()
     try:
