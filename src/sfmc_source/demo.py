@@ -35,7 +35,7 @@ def run_demo(path: Path = Path("demo.duckdb")) -> int:
             "the incremental one"
         )
         click.echo(
-            f"query it: python -c \"import duckdb; print(duckdb.connect('{path}')"
+            f"query it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{path}')"
             ".sql('select * from sfmc.campaigns limit 5'))\""
         )
         return max(first.exit_code, second.exit_code)
