@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -14,7 +16,7 @@ from sfmc_source import __version__
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, RestOptions, sizes_for
 from sfmc_source.emulator.auth import READ_SCOPES
 from sfmc_source.errors import SfmcError
-from sfmc_source.specs import COLLECTIONS
+from sfmc_source.specs import COLLECTIONS, Collection
 
 
 def _scale(ctx: click.Context | None, param: click.Parameter | None, value: str) -> str:
@@ -217,6 +219,35 @@ def emulator(
         click.echo(f"served {len(server.app.log.entries)} requests", err=True)
 
 
+def credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say which package and tenant to use, shared by sync and check."""
+    options = [
+        click.option("--client-id", envvar="SFMC_CLIENT_ID", help="Installed package client id."),
+        click.option(
+            "--client-secret", envvar="SFMC_CLIENT_SECRET", help="Installed package client secret."
+        ),
+        click.option(
+            "--subdomain", envvar="SFMC_SUBDOMAIN", help="Your tenant's 28-character subdomain."
+        ),
+        click.option(
+            "--account-id",
+            envvar="SFMC_ACCOUNT_ID",
+            type=int,
+            default=None,
+            help="Business unit (MID); default: the package's own.",
+        ),
+        click.option(
+            "--auth-url",
+            envvar="SFMC_AUTH_URL",
+            default=None,
+            help="Default: https://{subdomain}.auth.marketingcloudapis.com",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _names(text: str | None) -> list[str] | None:
     return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
@@ -249,24 +280,7 @@ def _fail(message: str, code: int) -> NoReturn:
     help=f"Collections to sync (default all): {', '.join(COLLECTIONS)}.",
 )
 @click.option("--full-refresh", is_flag=True, help="Re-read everything instead of what changed.")
-@click.option("--client-id", envvar="SFMC_CLIENT_ID", help="Installed package client id.")
-@click.option(
-    "--client-secret", envvar="SFMC_CLIENT_SECRET", help="Installed package client secret."
-)
-@click.option("--subdomain", envvar="SFMC_SUBDOMAIN", help="Your tenant's 28-character subdomain.")
-@click.option(
-    "--account-id",
-    envvar="SFMC_ACCOUNT_ID",
-    type=int,
-    default=None,
-    help="Business unit (MID); default: the package's own.",
-)
-@click.option(
-    "--auth-url",
-    envvar="SFMC_AUTH_URL",
-    default=None,
-    help="Default: https://{subdomain}.auth.marketingcloudapis.com",
-)
+@credential_options
 @click.option(
     "--system-offset",
     envvar="SFMC_SYSTEM_OFFSET",
@@ -298,3 +312,56 @@ def demo() -> None:
     from sfmc_source.demo import run_demo
 
     sys.exit(run_demo())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+def collections(as_json: bool) -> None:
+    """The collections: table, primary key, strategy, permission, columns and types."""
+    if as_json:
+        click.echo(json.dumps([_describe(c) for c in COLLECTIONS.values()], indent=2))
+        return
+    for collection in COLLECTIONS.values():
+        click.echo(f"{collection.name}  (primary key: {', '.join(collection.primary_key)})")
+        click.echo(f"  source:      {collection.api}")
+        click.echo(f"  incremental: {collection.strategy}")
+        click.echo(f"  permission:  {collection.permission}")
+        width = max(len(c.name) for c in collection.columns)
+        for column in collection.columns:
+            click.echo(f"    {column.name:<{width}}  {column.type:<9}  ← {column.source}")
+        click.echo()
+
+
+def _describe(collection: Collection) -> dict[str, Any]:
+    return {
+        "name": collection.name,
+        "primary_key": list(collection.primary_key),
+        "source": collection.api,
+        "incremental": collection.strategy,
+        "permission": collection.permission,
+        "columns": [
+            {"name": c.name, "type": c.type, "source": c.source} for c in collection.columns
+        ],
+    }
+
+
+@main.command()
+@credential_options
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def check(debug: bool, **settings: Any) -> None:
+    """Check the credentials and each permission the collections need; exit 0 only if all ok."""
+    from sfmc_source.check import exit_code, run_check
+    from sfmc_source.client import SfmcClient, credentials_from
+
+    try:
+        with SfmcClient(credentials_from(**settings)) as client:
+            findings = run_check(client)
+    except SfmcError as exc:
+        if debug:
+            raise
+        _fail(str(exc), exc.exit_code)
+    width = max(len(f.what) for f in findings)
+    for finding in findings:
+        mark = "ok     " if finding.ok else "FAILED "
+        click.echo(f"{mark}{finding.what:<{width}}  {finding.detail}")
+    sys.exit(exit_code(findings))

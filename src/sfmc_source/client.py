@@ -21,6 +21,7 @@ from sfmc_source import __version__, soap
 from sfmc_source.auth import TOKEN_PLACEHOLDER, AccessToken, SfmcAuth
 from sfmc_source.errors import (
     AuthenticationError,
+    ConfigError,
     PermissionDenied,
     RequestRejected,
     ResponseError,
@@ -48,6 +49,30 @@ class Credentials:
         return cls(
             client_id, client_secret, f"https://{subdomain}.auth.marketingcloudapis.com", account_id
         )
+
+
+def credentials_from(
+    client_id: str | None,
+    client_secret: str | None,
+    subdomain: str | None,
+    account_id: int | None = None,
+    auth_url: str | None = None,
+) -> Credentials:
+    """Credentials from command-line settings; what is missing is a usage error."""
+    missing = [
+        flag
+        for flag, value in (
+            ("--client-id / SFMC_CLIENT_ID", client_id),
+            ("--client-secret / SFMC_CLIENT_SECRET", client_secret),
+        )
+        if not value
+    ]
+    if not (subdomain or auth_url):
+        missing.append("--subdomain / SFMC_SUBDOMAIN")
+    if missing or not client_id or not client_secret:
+        raise ConfigError(f"missing {', '.join(missing)}")
+    url = auth_url or f"https://{subdomain}.auth.marketingcloudapis.com"
+    return Credentials(client_id, client_secret, url, account_id)
 
 
 @dataclass(frozen=True)

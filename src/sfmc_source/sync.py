@@ -17,7 +17,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sfmc_source.client import Credentials, SfmcClient
+from sfmc_source.client import SfmcClient, credentials_from
 from sfmc_source.errors import AuthenticationError, ConfigError, PermissionDenied, SfmcError
 from sfmc_source.source import sfmc_source
 from sfmc_source.specs import COLLECTIONS
@@ -208,23 +208,10 @@ def run_sync_command(
 ) -> int:
     """What ``sfmc-source sync`` does: check settings, sync, print the summary; the exit code."""
     naive_zone = parse_offset(system_offset)
-    missing = [
-        flag
-        for flag, value in (
-            ("--client-id / SFMC_CLIENT_ID", client_id),
-            ("--client-secret / SFMC_CLIENT_SECRET", client_secret),
-        )
-        if not value
-    ]
-    if not (subdomain or auth_url):
-        missing.append("--subdomain / SFMC_SUBDOMAIN")
-    if missing:
-        raise ConfigError(f"missing {', '.join(missing)}")
-    assert client_id and client_secret
-    url = auth_url or f"https://{subdomain}.auth.marketingcloudapis.com"
+    credentials = credentials_from(client_id, client_secret, subdomain, account_id, auth_url)
     _selected(collections)
     pipeline = pipeline_for(destination, schema)
-    with SfmcClient(Credentials(client_id, client_secret, url, account_id)) as client:
+    with SfmcClient(credentials) as client:
         result = run_sync(client, pipeline, collections, full_refresh, naive_zone)
     print_summary(result)
     return result.exit_code
