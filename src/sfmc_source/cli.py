@@ -18,6 +18,10 @@ from sfmc_source.emulator.auth import READ_SCOPES
 from sfmc_source.errors import SfmcError
 from sfmc_source.specs import COLLECTIONS, Collection
 
+# DuckDB names a file's catalog after the file, and a catalog and a schema of the same name
+# make every two-part table name ambiguous, so the default file is not called sfmc.duckdb.
+DEFAULT_DESTINATION = "duckdb:///./sfmc_warehouse.duckdb"
+
 
 def _scale(ctx: click.Context | None, param: click.Parameter | None, value: str) -> str:
     try:
@@ -261,7 +265,7 @@ def _fail(message: str, code: int) -> NoReturn:
 @click.option(
     "--destination",
     envvar="SFMC_DESTINATION",
-    default="duckdb:///./sfmc.duckdb",
+    default=DEFAULT_DESTINATION,
     show_default=True,
     help="duckdb:///path, postgresql://user:pass@host:port/db, "
     "or a dlt destination name configured through dlt.",
@@ -365,3 +369,43 @@ def check(debug: bool, **settings: Any) -> None:
         mark = "ok     " if finding.ok else "FAILED "
         click.echo(f"{mark}{finding.what:<{width}}  {finding.detail}")
     sys.exit(exit_code(findings))
+
+
+@main.command()
+@click.option(
+    "--destination",
+    envvar="SFMC_DESTINATION",
+    default=DEFAULT_DESTINATION,
+    show_default=True,
+    help="The destination the syncs load into.",
+)
+@click.option("--schema", envvar="SFMC_SCHEMA", default="sfmc", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def status(destination: str, schema: str, as_json: bool) -> None:
+    """The latest run of each collection: outcome, rows, requests, duration, cursor.
+    Exit 0 when every latest run succeeded."""
+    from sfmc_source.history import latest_runs
+    from sfmc_source.sync import pipeline_for
+
+    try:
+        runs = latest_runs(pipeline_for(destination, schema))
+    except SfmcError as exc:
+        _fail(str(exc), exc.exit_code)
+    except Exception as exc:
+        from sfmc_source.sync import _innermost
+
+        _fail(f"cannot read the run history of {destination}: {_innermost(exc)}", 1)
+    if as_json:
+        click.echo(json.dumps(runs, indent=2, default=str))
+    elif not runs:
+        click.echo(f"no sync has run against {destination} schema {schema} yet")
+    for run in [] if as_json else runs:
+        seconds = (run["finished"] - run["started"]).total_seconds()
+        cursor = run["cursor"] or "-"
+        click.echo(
+            f"{run['collection']:<16} {run['outcome']:<7} {run['finished']:%Y-%m-%d %H:%M:%S}Z "
+            f"{run['rows']:>8} rows {run['requests']:>6} requests {seconds:>7.1f}s  cursor {cursor}"
+        )
+        if run["error"]:
+            click.echo(f"{'':<16} {run['error']}")
+    sys.exit(0 if runs and all(r["outcome"] == "ok" for r in runs) else 1)

@@ -3,12 +3,14 @@ leaves the others loading and its own cursor where its last committed data is.""
 
 from __future__ import annotations
 
+import hashlib
 import re
-import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +21,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sfmc_source.client import SfmcClient, credentials_from
 from sfmc_source.errors import AuthenticationError, ConfigError, PermissionDenied, SfmcError
+from sfmc_source.history import CollectionResult, record_runs
 from sfmc_source.source import sfmc_source
 from sfmc_source.specs import COLLECTIONS
 from sfmc_source.timefmt import SYSTEM_TIME
@@ -28,23 +31,12 @@ GROUPS = (("campaigns", "campaign_assets"), ("lists",), ("interactions", "goals"
 
 
 @dataclass
-class CollectionResult:
-    name: str
-    rows: int = 0
-    requests: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass
 class SyncResult:
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     collections: list[CollectionResult] = field(default_factory=list)
     token_requests: int = 0
     fatal: SfmcError | None = None
+    history_error: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -57,10 +49,7 @@ def destination_for(url: str) -> Destination[Any, Any]:
     """``duckdb:///path``, ``postgresql://user:pass@host:port/db`` or a dlt destination name."""
     scheme = urlsplit(url).scheme
     if scheme == "duckdb":
-        path = url.split("duckdb:///", 1)[-1] if "duckdb:///" in url else ""
-        if not path:
-            raise ConfigError(f"--destination {url!r}: use duckdb:///path/to/file.duckdb")
-        return dlt.destinations.duckdb(path)
+        return dlt.destinations.duckdb(_duckdb_path(url))
     if scheme in ("postgresql", "postgres"):
         return dlt.destinations.postgres(credentials=_with_password(url))
     if scheme:
@@ -77,6 +66,30 @@ def destination_for(url: str) -> Destination[Any, Any]:
     return destination
 
 
+def _duckdb_path(url: str) -> str:
+    path = url.split("duckdb:///", 1)[-1] if "duckdb:///" in url else ""
+    if not path:
+        raise ConfigError(f"--destination {url!r}: use duckdb:///path/to/file.duckdb")
+    return path
+
+
+def _check_duckdb_names(url: str, schema: str) -> None:
+    if urlsplit(url).scheme == "duckdb" and PurePath(_duckdb_path(url)).stem == schema:
+        raise ConfigError(
+            f"DuckDB cannot hold schema {schema!r} in a file named {schema}.duckdb (the file "
+            "becomes a catalog of the same name); use another --schema or file name"
+        )
+
+
+def _pipeline_name(url: str, schema: str) -> str:
+    """One local pipeline per destination and schema, so cursors never cross destinations."""
+    parts = urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1))
+    digest = hashlib.sha256(urlunsplit(parts).encode()).hexdigest()[:10]
+    return f"sfmc_source_{schema}_{digest}"
+
+
 def _with_password(url: str) -> str:
     """dlt wants a password in a Postgres URL even where the server trusts the user."""
     parts = urlsplit(url)
@@ -89,7 +102,8 @@ def _with_password(url: str) -> str:
 def pipeline_for(destination: str, schema: str, pipelines_dir: str | None = None) -> dlt.Pipeline:
     """The dlt pipeline for a destination and schema; ``pipelines_dir`` defaults to dlt's
     (``~/.dlt/pipelines``). Its local state is a cache: the destination holds the truth."""
-    name, target = f"sfmc_source_{schema}", destination_for(destination)
+    _check_duckdb_names(destination, schema)
+    name, target = _pipeline_name(destination, schema), destination_for(destination)
     if pipelines_dir:
         return dlt.pipeline(name, pipelines_dir, destination=target, dataset_name=schema)
     return dlt.pipeline(name, destination=target, dataset_name=schema)
@@ -114,13 +128,14 @@ def run_sync(
     try:
         _finish_pending(pipeline)
     except PipelineStepFailed as exc:
-        result.fatal = SfmcError(f"loading what an interrupted run left failed: {_cause(exc)}")
+        result.fatal = SfmcError(f"loading what an interrupted run left failed: {_innermost(exc)}")
         return result
     for group in GROUPS:
         names = [n for n in group if n in wanted]
         if names:
             result.collections += _load_group(client, pipeline, names, full_refresh, naive_zone)
     result.token_requests = client.auth.token_requests
+    result.history_error = record_runs(pipeline, result.run_id, result.collections)
     return result
 
 
@@ -153,7 +168,7 @@ def _load_group(
     full_refresh: bool,
     naive_zone: timezone,
 ) -> list[CollectionResult]:
-    started, before = time.perf_counter(), dict(client.requests_by)
+    before = dict(client.requests_by)
     results = [CollectionResult(name) for name in names]
     counts: Counter[str] = Counter()
     source = sfmc_source(client, names, full_refresh, naive_zone, counts)
@@ -168,9 +183,9 @@ def _load_group(
     else:
         for result in results:
             result.rows = counts[result.name]
-    elapsed = time.perf_counter() - started
+    finished = datetime.now(UTC)
     for result in results:
-        result.seconds = elapsed
+        result.finished = finished
         result.requests = client.requests_by[result.name] - before.get(result.name, 0)
     return results
 
@@ -190,7 +205,15 @@ def _describe_failure(cause: BaseException, names: list[str]) -> str:
         return f"{cause}; enable {permission} for the package in Installed Packages"
     if isinstance(cause, SfmcError):
         return str(cause)
-    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+    return _innermost(cause)
+
+
+def _innermost(exc: BaseException) -> str:
+    """The root cause of a dlt failure, in one line: its type and first line."""
+    while (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}"
 
 
 def run_sync_command(
@@ -234,7 +257,9 @@ def print_summary(result: SyncResult) -> None:
     for c in result.collections:
         outcome = "ok" if c.ok else "failed"
         click.echo(f"{c.name:<16} {c.rows:>8} {c.requests:>9} {c.seconds:>8.2f}  {outcome}")
-    click.echo(f"token requests: {result.token_requests}")
+    click.echo(f"token requests: {result.token_requests}   run id: {result.run_id}")
+    if result.history_error:
+        click.echo(f"warning: {result.history_error}", err=True)
     for c in result.collections:
         if c.error:
             click.echo(f"error: {c.name}: {c.error}", err=True)

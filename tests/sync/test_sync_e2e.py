@@ -594,7 +594,13 @@ class Cli:
         }
         home_dir = self.tmp_path / f"home-{home}"
         home_dir.mkdir(exist_ok=True)
-        env.update(emu.environment(), HOME=str(home_dir), SFMC_DESTINATION=dest.url)
+        # As root dlt keeps its working dir in /var/dlt whatever HOME says: give each home its own.
+        env.update(
+            emu.environment(),
+            HOME=str(home_dir),
+            DLT_DATA_DIR=str(home_dir / ".dlt"),
+            SFMC_DESTINATION=dest.url,
+        )
         env.pop("SFMC_SUBDOMAIN", None)
         env.update(extra)
         return env

@@ -1,0 +1,107 @@
+"""Run history: one row per collection per sync run in ``<schema>._sfmc_runs``, and the
+latest of them per collection for ``sfmc-source status``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+RUNS_TABLE = "_sfmc_runs"
+RUN_COLUMNS: list[Any] = [
+    {"name": "run_id", "data_type": "text", "nullable": False},
+    {"name": "collection", "data_type": "text", "nullable": False},
+    {"name": "started", "data_type": "timestamp", "timezone": True, "nullable": False},
+    {"name": "finished", "data_type": "timestamp", "timezone": True, "nullable": False},
+    {"name": "outcome", "data_type": "text", "nullable": False},
+    {"name": "rows", "data_type": "bigint", "nullable": False},
+    {"name": "requests", "data_type": "bigint", "nullable": False},
+    {"name": "error", "data_type": "text", "nullable": True},
+]
+
+
+@dataclass
+class CollectionResult:
+    """What one sync run did for one collection."""
+
+    name: str
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished: datetime | None = None
+    rows: int = 0
+    requests: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def seconds(self) -> float:
+        return ((self.finished or self.started) - self.started).total_seconds()
+
+
+def record_runs(
+    pipeline: dlt.Pipeline, run_id: str, results: Sequence[CollectionResult]
+) -> str | None:
+    """Append the run's rows; a failure to write them is reported, not raised."""
+    rows = [
+        {
+            "run_id": run_id,
+            "collection": r.name,
+            "started": r.started,
+            "finished": r.finished or r.started,
+            "outcome": "ok" if r.ok else "failed",
+            "rows": r.rows,
+            "requests": r.requests,
+            "error": r.error,
+        }
+        for r in results
+    ]
+    if not rows:
+        return None
+    try:
+        pipeline.run(rows, table_name=RUNS_TABLE, write_disposition="append", columns=RUN_COLUMNS)
+    except PipelineStepFailed as exc:
+        return f"the run history was not written: {str(exc).splitlines()[0]}"
+    return None
+
+
+def latest_runs(pipeline: dlt.Pipeline) -> list[dict[str, Any]]:
+    """The latest run row of each collection, with its cursor; [] before the first sync."""
+    pipeline.sync_destination()
+    if not pipeline.default_schema_name or RUNS_TABLE not in pipeline.default_schema.tables:
+        return []
+    with pipeline.sql_client() as sql:
+        table = sql.make_qualified_table_name(RUNS_TABLE)
+        query = (
+            f"SELECT collection, run_id, started, finished, outcome, rows, requests, error "
+            f"FROM {table} ORDER BY finished"
+        )
+        names = [
+            "collection",
+            "run_id",
+            "started",
+            "finished",
+            "outcome",
+            "rows",
+            "requests",
+            "error",
+        ]
+        found = sql.execute_sql(query) or []
+        latest = {row[0]: dict(zip(names, row, strict=True)) for row in found}
+    cursors = _cursors(pipeline)
+    return [{**row, "cursor": cursors.get(name)} for name, row in latest.items()]
+
+
+def _cursors(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    resources = pipeline.state.get("sources", {}).get("sfmc", {}).get("resources", {})
+    cursors = {}
+    for name, state in resources.items():
+        value = state.get("incremental", {}).get("modified_date", {}).get("last_value")
+        if value is not None:
+            cursors[name] = value
+    return cursors
