@@ -6,7 +6,10 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -261,44 +264,127 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Read a TOML file whose keys are the command's options; its values become defaults, so
+    flags and environment variables still win (click: flag > env > default_map > default)."""
+    if not value:
+        return
+    try:
+        data = tomllib.loads(Path(value).read_text())
+    except OSError as exc:
+        raise click.BadParameter(f"{value}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise click.BadParameter(f"{value}: not valid TOML ({exc})") from None
+    settings = {key.replace("-", "_"): value for key, value in data.items()}
+    known = sorted(
+        p.name for p in ctx.command.params if p.name and p.name not in ("config", "help")
+    )
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise click.BadParameter(
+            f"{value}: unknown key {', '.join(unknown)}; valid keys: {', '.join(known)}"
+        )
+    if isinstance(settings.get("collections"), list):
+        settings["collections"] = ",".join(map(str, settings["collections"]))
+    ctx.default_map = {**(ctx.default_map or {}), **settings}
+
+
+def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of one sync, shared by ``sync`` and ``run``."""
+    options: list[Callable[[Any], Any]] = [
+        click.option(
+            "--config",
+            envvar="SFMC_CONFIG",
+            type=click.Path(dir_okay=False),
+            is_eager=True,
+            expose_value=False,
+            callback=_load_config,
+            help="A TOML file with the same keys as these options (see example.toml).",
+        ),
+        click.option(
+            "--destination",
+            envvar="SFMC_DESTINATION",
+            default=DEFAULT_DESTINATION,
+            show_default=True,
+            help="duckdb:///path, postgresql://user:pass@host:port/db, "
+            "or a dlt destination name configured through dlt.",
+        ),
+        click.option(
+            "--schema",
+            envvar="SFMC_SCHEMA",
+            default="sfmc",
+            show_default=True,
+            help="Schema (dataset) the tables land in.",
+        ),
+        click.option(
+            "--collections",
+            default=None,
+            metavar="A,B",
+            help=f"Collections to sync (default all): {', '.join(COLLECTIONS)}.",
+        ),
+        click.option(
+            "--full-refresh", is_flag=True, help="Re-read everything instead of what changed."
+        ),
+        credential_options,
+        click.option(
+            "--system-offset",
+            envvar="SFMC_SYSTEM_OFFSET",
+            default="-06:00",
+            show_default=True,
+            help="UTC offset of timestamps SFMC sends without one (its system time).",
+        ),
+        click.option("--debug", is_flag=True, help="Show tracebacks."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
-@click.option(
-    "--destination",
-    envvar="SFMC_DESTINATION",
-    default=DEFAULT_DESTINATION,
-    show_default=True,
-    help="duckdb:///path, postgresql://user:pass@host:port/db, "
-    "or a dlt destination name configured through dlt.",
-)
-@click.option(
-    "--schema",
-    envvar="SFMC_SCHEMA",
-    default="sfmc",
-    show_default=True,
-    help="Schema (dataset) the tables land in.",
-)
-@click.option(
-    "--collections",
-    default=None,
-    metavar="A,B",
-    help=f"Collections to sync (default all): {', '.join(COLLECTIONS)}.",
-)
-@click.option("--full-refresh", is_flag=True, help="Re-read everything instead of what changed.")
-@credential_options
-@click.option(
-    "--system-offset",
-    envvar="SFMC_SYSTEM_OFFSET",
-    default="-06:00",
-    show_default=True,
-    help="UTC offset of timestamps SFMC sends without one (its system time).",
-)
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@sync_options
 def sync(collections: str | None, debug: bool, **settings: Any) -> None:
     """Sync SFMC collections into the destination, incrementally."""
+    from sfmc_source.schedule import Stopper
     from sfmc_source.sync import run_sync_command
 
+    stopper = Stopper().install()
+    with _reported(debug):
+        code = run_sync_command(collections=_names(collections), stop=stopper, **settings)
+    sys.exit(code)
+
+
+@main.command()
+@sync_options
+@click.option("--every", required=True, help="Interval between syncs: 3h, 90m, 1h30m, ...")
+@click.option(
+    "--jitter",
+    default="0s",
+    show_default=True,
+    help="Up to this much extra wait, drawn anew each time, e.g. 5m.",
+)
+def run(collections: str | None, debug: bool, every: str, jitter: str, **settings: Any) -> None:
+    """Sync now, then every interval, until SIGINT or SIGTERM. Never two syncs of the same
+    destination and schema at once; a signal during a sync stops it after the collection
+    being loaded, between syncs at once."""
+    from sfmc_source.schedule import Stopper, parse_duration, run_every
+    from sfmc_source.sync import run_sync_command
+
+    with _reported(debug):
+        interval, spread = parse_duration(every, "--every"), parse_duration(jitter, "--jitter")
+        stopper = Stopper().install()
+
+        def once(stop: Stopper) -> int:
+            return run_sync_command(collections=_names(collections), stop=stop, **settings)
+
+        code = run_every(interval, spread, once, stopper)
+    sys.exit(code)
+
+
+@contextmanager
+def _reported(debug: bool) -> Iterator[None]:
+    """Failures as one line on stderr with their exit code; tracebacks only with --debug."""
     try:
-        code = run_sync_command(collections=_names(collections), **settings)
+        yield
     except SfmcError as exc:
         if debug:
             raise
@@ -307,7 +393,6 @@ def sync(collections: str | None, debug: bool, **settings: Any) -> None:
         if debug:
             raise
         _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
-    sys.exit(code)
 
 
 @main.command()

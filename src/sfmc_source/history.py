@@ -73,7 +73,8 @@ def record_runs(
 def latest_runs(pipeline: dlt.Pipeline) -> list[dict[str, Any]]:
     """The latest run row of each collection, with its cursor; [] before the first sync."""
     pipeline.sync_destination()
-    if not pipeline.default_schema_name or RUNS_TABLE not in pipeline.default_schema.tables:
+    schema_name: str | None = pipeline.default_schema_name
+    if schema_name is None or RUNS_TABLE not in pipeline.default_schema.tables:
         return []
     with pipeline.sql_client() as sql:
         table = sql.make_qualified_table_name(RUNS_TABLE)

@@ -7,7 +7,7 @@ import hashlib
 import re
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import PurePath
@@ -22,6 +22,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from sfmc_source.client import SfmcClient, credentials_from
 from sfmc_source.errors import AuthenticationError, ConfigError, PermissionDenied, SfmcError
 from sfmc_source.history import CollectionResult, record_runs
+from sfmc_source.schedule import destination_lock
 from sfmc_source.source import sfmc_source
 from sfmc_source.specs import COLLECTIONS
 from sfmc_source.timefmt import SYSTEM_TIME
@@ -115,9 +116,11 @@ def run_sync(
     collections: Sequence[str] | None = None,
     full_refresh: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
+    stop: Callable[[], bool] = lambda: False,
 ) -> SyncResult:
     """Sync the collections (all by default) group by group. Wrong credentials stop the run
-    before anything is written; any other failure fails only its group."""
+    before anything is written; any other failure fails only its group. When ``stop`` says
+    so, the groups not yet started are left for the next run."""
     wanted = _selected(collections)
     result = SyncResult()
     try:
@@ -132,7 +135,7 @@ def run_sync(
         return result
     for group in GROUPS:
         names = [n for n in group if n in wanted]
-        if names:
+        if names and not stop():
             result.collections += _load_group(client, pipeline, names, full_refresh, naive_zone)
     result.token_requests = client.auth.token_requests
     result.history_error = record_runs(pipeline, result.run_id, result.collections)
@@ -228,14 +231,15 @@ def run_sync_command(
     account_id: int | None,
     auth_url: str | None,
     system_offset: str = "-06:00",
+    stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """What ``sfmc-source sync`` does: check settings, sync, print the summary; the exit code."""
     naive_zone = parse_offset(system_offset)
     credentials = credentials_from(client_id, client_secret, subdomain, account_id, auth_url)
     _selected(collections)
     pipeline = pipeline_for(destination, schema)
-    with SfmcClient(credentials) as client:
-        result = run_sync(client, pipeline, collections, full_refresh, naive_zone)
+    with destination_lock(pipeline.pipeline_name), SfmcClient(credentials) as client:
+        result = run_sync(client, pipeline, collections, full_refresh, naive_zone, stop)
     print_summary(result)
     return result.exit_code
 

@@ -1,0 +1,112 @@
+"""Running unattended: intervals, graceful stops, and one sync per destination at a time."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import re
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from sfmc_source.errors import ConfigError, SfmcError
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SyncBusy(SfmcError):
+    """Another sync of the same destination and schema holds the lock."""
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``3h``, ``90m``, ``1h30m``, ``45s``, ``1d`` as seconds."""
+    compact = text.replace(" ", "").lower()
+    parts = _DURATION.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ConfigError(f"{option} {text!r}: use a duration such as 3h, 90m, 1h30m or 45s")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+@contextmanager
+def destination_lock(name: str) -> Iterator[None]:
+    """An exclusive lock per destination and schema on this machine. The kernel drops it when
+    the holder dies, so a crashed or killed sync never leaves it behind."""
+    path = Path(tempfile.gettempdir()) / f"sfmc-source-{name}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise SyncBusy(
+                f"another sync of this destination and schema is running "
+                f"(pid {holder}); not starting a second one"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Stopper:
+    """SIGINT and SIGTERM ask for a stop at the next safe point; a second signal stops now."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def install(self) -> Stopper:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+        click.echo(
+            f"{signal.Signals(signum).name}: stopping after the collection being loaded", err=True
+        )
+
+    def __call__(self) -> bool:
+        return self.requested.is_set()
+
+
+def run_every(every: float, jitter: float, once: Callable[[Stopper], int], stopper: Stopper) -> int:
+    """A sync now, then one every ``every`` seconds (plus up to ``jitter``), until a signal.
+    A failed run is reported and the next one retries; only a usage error ends the loop."""
+    while not stopper():
+        try:
+            once(stopper)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            return exc.exit_code
+        except SfmcError as exc:
+            click.echo(f"error: {exc}", err=True)
+        except Exception as exc:  # a scheduler outlives one bad run; the next one retries
+            click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        if stopper():
+            break
+        delay = every + random.uniform(0, jitter)
+        click.echo(f"next sync in {_human(delay)}", err=True)
+        if stopper.requested.wait(delay):
+            break
+    click.echo("stopped", err=True)
+    return 0
+
+
+def _human(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{rest:02d}s" if hours else f"{minutes}m{rest:02d}s"
