@@ -50,6 +50,11 @@ class SfmcAuth(httpx.Auth):
         self._lock = threading.Lock()
         self.token_requests = 0
 
+    @property
+    def current_value(self) -> str:
+        """The token in use, or "" before the first one; never fetches."""
+        return self._token.value if self._token else ""
+
     def token(self, stale: AccessToken | None = None) -> AccessToken:
         """The current token, fetched when there is none, it is due, or it is ``stale``."""
         with self._lock:

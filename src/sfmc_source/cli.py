@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 import tomllib
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -333,7 +334,15 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="UTC offset of timestamps SFMC sends without one (its system time).",
         ),
-        click.option("--debug", is_flag=True, help="Show tracebacks."),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="json: one JSON object per event, with the run id.",
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="Also log progress as pages arrive."),
+        click.option("--debug", is_flag=True, help="Show tracebacks (secrets redacted)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -348,7 +357,7 @@ def sync(collections: str | None, debug: bool, **settings: Any) -> None:
     from sfmc_source.sync import run_sync_command
 
     stopper = Stopper().install()
-    with _reported(debug):
+    with _reported(debug, settings.get("client_secret")):
         code = run_sync_command(collections=_names(collections), stop=stopper, **settings)
     sys.exit(code)
 
@@ -369,7 +378,7 @@ def run(collections: str | None, debug: bool, every: str, jitter: str, **setting
     from sfmc_source.schedule import Stopper, parse_duration, run_every
     from sfmc_source.sync import run_sync_command
 
-    with _reported(debug):
+    with _reported(debug, settings.get("client_secret")):
         interval, spread = parse_duration(every, "--every"), parse_duration(jitter, "--jitter")
         stopper = Stopper().install()
 
@@ -381,18 +390,23 @@ def run(collections: str | None, debug: bool, every: str, jitter: str, **setting
 
 
 @contextmanager
-def _reported(debug: bool) -> Iterator[None]:
-    """Failures as one line on stderr with their exit code; tracebacks only with --debug."""
+def _reported(debug: bool, secret: str | None = None) -> Iterator[None]:
+    """Failures as one line on stderr with their exit code; tracebacks only with --debug,
+    and even then with the secret blanked out."""
+    from sfmc_source.report import redact
+
     try:
         yield
-    except SfmcError as exc:
-        if debug:
-            raise
-        _fail(str(exc), exc.exit_code)
     except Exception as exc:
+        code = exc.exit_code if isinstance(exc, SfmcError) else 1
         if debug:
-            raise
-        _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+            click.echo(redact(traceback.format_exc(), [secret]), err=True, nl=False)
+        message = (
+            str(exc)
+            if isinstance(exc, SfmcError)
+            else f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        )
+        _fail(redact(message, [secret]), code)
 
 
 @main.command()
@@ -436,19 +450,17 @@ def _describe(collection: Collection) -> dict[str, Any]:
 
 @main.command()
 @credential_options
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--debug", is_flag=True, help="Show tracebacks (secrets redacted).")
 def check(debug: bool, **settings: Any) -> None:
     """Check the credentials and each permission the collections need; exit 0 only if all ok."""
     from sfmc_source.check import exit_code, run_check
     from sfmc_source.client import SfmcClient, credentials_from
 
-    try:
-        with SfmcClient(credentials_from(**settings)) as client:
-            findings = run_check(client)
-    except SfmcError as exc:
-        if debug:
-            raise
-        _fail(str(exc), exc.exit_code)
+    with (
+        _reported(debug, settings.get("client_secret")),
+        SfmcClient(credentials_from(**settings)) as client,
+    ):
+        findings = run_check(client)
     width = max(len(f.what) for f in findings)
     for finding in findings:
         mark = "ok     " if finding.ok else "FAILED "

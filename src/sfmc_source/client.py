@@ -113,6 +113,10 @@ class SfmcClient:
     def close(self) -> None:
         self.http.close()
 
+    def secrets(self) -> list[str]:
+        """What output must never show: the client secret and the current access token."""
+        return [self.credentials.client_secret, self.auth.current_value]
+
     def __enter__(self) -> SfmcClient:
         return self
 

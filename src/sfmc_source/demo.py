@@ -14,7 +14,8 @@ import click
 
 from sfmc_source.client import Credentials, SfmcClient
 from sfmc_source.emulator import Emulator, EmulatorConfig
-from sfmc_source.sync import SyncResult, pipeline_for, print_summary, run_sync
+from sfmc_source.report import Reporter
+from sfmc_source.sync import SyncResult, pipeline_for, run_sync, summarize
 
 
 def run_demo(path: Path = Path("demo.duckdb")) -> int:
@@ -45,7 +46,7 @@ def _sync(credentials: Credentials, path: Path, home: str) -> SyncResult:
     pipeline = pipeline_for(f"duckdb:///{path}", "sfmc", pipelines_dir=home)
     with SfmcClient(credentials) as client:
         result = run_sync(client, pipeline)
-    print_summary(result)
+    summarize(result, Reporter(result.run_id))
     return result
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -55,16 +55,20 @@ def sfmc_source(
     full_refresh: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
     row_counts: Counter[str] | None = None,
+    on_rows: Callable[[str], None] | None = None,
 ) -> list[DltResource]:
     """SFMC campaigns, campaign assets, lists, interactions (journey versions) and goals.
 
-    ``row_counts``, when given, counts the rows each collection hands to dlt."""
+    ``row_counts``, when given, counts the rows each collection hands to dlt; ``on_rows`` is
+    told the collection's name each time it hands over more."""
     wanted = set(collections or COLLECTIONS)
     reader = _Reader(client, naive_zone)
     counts = Counter[str]() if row_counts is None else row_counts
 
     def counted(name: str, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
         counts[name] += sum(1 for row in page if DELETED not in row)
+        if on_rows is not None:
+            on_rows(name)
         return page
 
     campaigns_cursor, lists_cursor = _cursor(full_refresh), _cursor(full_refresh)

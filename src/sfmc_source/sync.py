@@ -14,7 +14,6 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import click
 import dlt
 from dlt.common.destination import Destination
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -22,6 +21,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from sfmc_source.client import SfmcClient, credentials_from
 from sfmc_source.errors import AuthenticationError, ConfigError, PermissionDenied, SfmcError
 from sfmc_source.history import CollectionResult, record_runs
+from sfmc_source.report import Quiet, Reporter, reporter_for
 from sfmc_source.schedule import destination_lock
 from sfmc_source.source import sfmc_source
 from sfmc_source.specs import COLLECTIONS
@@ -117,12 +117,14 @@ def run_sync(
     full_refresh: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
     stop: Callable[[], bool] = lambda: False,
+    reporter: Reporter | None = None,
 ) -> SyncResult:
     """Sync the collections (all by default) group by group. Wrong credentials stop the run
     before anything is written; any other failure fails only its group. When ``stop`` says
-    so, the groups not yet started are left for the next run."""
+    so, the groups not yet started are left for the next run. ``reporter`` hears of progress."""
     wanted = _selected(collections)
-    result = SyncResult()
+    result = SyncResult(run_id=reporter.run_id) if reporter else SyncResult()
+    report = reporter or Quiet(result.run_id)
     try:
         client.auth.token()
     except AuthenticationError as exc:
@@ -136,7 +138,8 @@ def run_sync(
     for group in GROUPS:
         names = [n for n in group if n in wanted]
         if names and not stop():
-            result.collections += _load_group(client, pipeline, names, full_refresh, naive_zone)
+            loaded = _load_group(client, pipeline, names, full_refresh, naive_zone, report)
+            result.collections += loaded
     result.token_requests = client.auth.token_requests
     result.history_error = record_runs(pipeline, result.run_id, result.collections)
     return result
@@ -170,11 +173,17 @@ def _load_group(
     names: list[str],
     full_refresh: bool,
     naive_zone: timezone,
+    report: Reporter,
 ) -> list[CollectionResult]:
     before = dict(client.requests_by)
     results = [CollectionResult(name) for name in names]
     counts: Counter[str] = Counter()
-    source = sfmc_source(client, names, full_refresh, naive_zone, counts)
+
+    def progress(name: str) -> None:
+        report.progress(name, counts[name], client.requests_by[name] - before.get(name, 0))
+
+    report.started(names)
+    source = sfmc_source(client, names, full_refresh, naive_zone, counts, progress)
     try:
         pipeline.run(source)
     except PipelineStepFailed as exc:
@@ -190,6 +199,7 @@ def _load_group(
     for result in results:
         result.finished = finished
         result.requests = client.requests_by[result.name] - before.get(result.name, 0)
+        report.finished(result)
     return results
 
 
@@ -232,6 +242,8 @@ def run_sync_command(
     auth_url: str | None,
     system_offset: str = "-06:00",
     stop: Callable[[], bool] = lambda: False,
+    log_format: str = "text",
+    verbose: bool = False,
 ) -> int:
     """What ``sfmc-source sync`` does: check settings, sync, print the summary; the exit code."""
     naive_zone = parse_offset(system_offset)
@@ -239,8 +251,14 @@ def run_sync_command(
     _selected(collections)
     pipeline = pipeline_for(destination, schema)
     with destination_lock(pipeline.pipeline_name), SfmcClient(credentials) as client:
-        result = run_sync(client, pipeline, collections, full_refresh, naive_zone, stop)
-    print_summary(result)
+        reporter = reporter_for(log_format, uuid.uuid4().hex, client.secrets, verbose)
+        try:
+            result = run_sync(
+                client, pipeline, collections, full_refresh, naive_zone, stop, reporter
+            )
+        finally:
+            reporter.close()
+    summarize(result, reporter)
     return result.exit_code
 
 
@@ -253,17 +271,6 @@ def parse_offset(text: str) -> timezone:
     return timezone(sign * timedelta(hours=int(match[2]), minutes=int(match[3])))
 
 
-def print_summary(result: SyncResult) -> None:
-    if result.fatal is not None:
-        click.echo(f"error: {result.fatal}", err=True)
-        return
-    click.echo(f"{'collection':<16} {'rows':>8} {'requests':>9} {'seconds':>8}  outcome")
-    for c in result.collections:
-        outcome = "ok" if c.ok else "failed"
-        click.echo(f"{c.name:<16} {c.rows:>8} {c.requests:>9} {c.seconds:>8.2f}  {outcome}")
-    click.echo(f"token requests: {result.token_requests}   run id: {result.run_id}")
-    if result.history_error:
-        click.echo(f"warning: {result.history_error}", err=True)
-    for c in result.collections:
-        if c.error:
-            click.echo(f"error: {c.name}: {c.error}", err=True)
+def summarize(result: SyncResult, reporter: Reporter) -> None:
+    fatal = str(result.fatal) if result.fatal is not None else None
+    reporter.summary(result.collections, result.token_requests, fatal, result.history_error)
