@@ -8,15 +8,15 @@ BIN := $(VENV)/bin
 $(BIN)/sfmc-source: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,recipes]'
 	touch $@
 
 demo: $(BIN)/sfmc-source
 	$(BIN)/sfmc-source demo
 
 lint: $(BIN)/sfmc-source
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench recipes
+	$(BIN)/ruff format --check src tests bench recipes
 	$(BIN)/mypy
 
 test: lint
