@@ -213,3 +213,25 @@ def test_a_missing_config_file_exits_2() -> None:
 def test_the_shipped_example_uses_only_known_keys() -> None:
     keys = set(tomllib.loads((ROOT / "example.toml").read_text()))
     assert keys <= {p.name for p in run.params}
+
+
+def test_two_run_loops_on_one_destination_never_sync_at_once(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emulator = emulator_factory(sizes=SIZES)
+    emulator.app.faults.latency_ms = 40
+    env = cli_env(emulator, tmp_path)
+    first = start_run(env, "--every", "1h")
+    wait_for(lambda: emulator.app.log.count("GET /hub/v1/campaigns/{id}/assets") >= 1)
+    second = start_run(env, "--every", "1h")
+    try:
+        _, err = second.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        second.send_signal(signal.SIGTERM)
+        _, err = second.communicate(timeout=30)
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=60)
+    assert "another sync of this destination and schema is running" in err
+    assert "next sync in" in err
+    assert second.returncode == 0
+    assert emulator.app.log.token_requests == 1
