@@ -33,7 +33,8 @@ def test_json_log_format_is_one_object_per_event_with_the_run_id(
     assert set(finished) == {"campaigns", "campaign_assets", "lists", "interactions", "goals"}
     assert finished["lists"]["rows"] == 4 and finished["lists"]["outcome"] == "ok"
     assert events[-1]["event"] == "run_finished" and events[-1]["outcome"] == "ok"
-    assert any(e["event"] == "progress" for e in events)
+    progress = [e for e in events if e["event"] == "progress" and e["collection"] == "lists"]
+    assert [(e["pages"], e["rows"]) for e in progress] == [(1, 4)]
     assert emulator.config.client_secret not in result.output
 
 

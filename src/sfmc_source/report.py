@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -39,6 +40,7 @@ class Reporter:
     ) -> None:
         self.run_id = run_id
         self.secrets = secrets
+        self.pages: Counter[str] = Counter()
         self.verbose = verbose
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -55,8 +57,15 @@ class Reporter:
             self._line(self.err, f"{_now()} loading {', '.join(names)}")
 
     def progress(self, name: str, rows: int, requests: int) -> None:
+        """A page of ``name`` was handed to dlt; ``rows`` and ``requests`` are totals so far."""
+        self.pages[name] += 1
+        self._progress(name, rows, requests, self.pages[name])
+
+    def _progress(self, name: str, rows: int, requests: int, pages: int) -> None:
         if self.verbose:
-            self._line(self.err, f"{_now()} {name}: {rows} rows so far, {requests} requests")
+            self._line(
+                self.err, f"{_now()} {name}: {pages} pages, {rows} rows, {requests} requests so far"
+            )
 
     def finished(self, result: CollectionResult) -> None:
         outcome = "ok" if result.ok else f"FAILED: {result.error}"
@@ -101,7 +110,7 @@ class Quiet(Reporter):
     def started(self, names: Iterable[str]) -> None:
         pass
 
-    def progress(self, name: str, rows: int, requests: int) -> None:
+    def _progress(self, name: str, rows: int, requests: int, pages: int) -> None:
         pass
 
     def finished(self, result: CollectionResult) -> None:
@@ -125,8 +134,14 @@ class LiveReporter(Reporter):
         table = Table(box=None, show_header=False, pad_edge=False)
         for name, (rows, requests, since, outcome) in self._state.items():
             rate = rows / max(time.monotonic() - since, 1e-3)
+            pages = f"{self.pages[name]:,} pages"
             table.add_row(
-                name, f"{rows:,} rows", f"{requests:,} requests", f"{rate:,.0f} rows/s", outcome
+                name,
+                pages,
+                f"{rows:,} rows",
+                f"{requests:,} requests",
+                f"{rate:,.0f} rows/s",
+                outcome,
             )
         return table
 
@@ -138,7 +153,7 @@ class LiveReporter(Reporter):
             self._state[name] = (0, 0, time.monotonic(), "loading")
         self._show()
 
-    def progress(self, name: str, rows: int, requests: int) -> None:
+    def _progress(self, name: str, rows: int, requests: int, pages: int) -> None:
         _, _, since, outcome = self._state.get(name, (0, 0, time.monotonic(), "loading"))
         self._state[name] = (rows, requests, since, outcome)
         self._show()
@@ -168,8 +183,8 @@ class JsonReporter(Reporter):
         for name in names:
             self._event("collection_started", collection=name)
 
-    def progress(self, name: str, rows: int, requests: int) -> None:
-        self._event("progress", collection=name, rows=rows, requests=requests)
+    def _progress(self, name: str, rows: int, requests: int, pages: int) -> None:
+        self._event("progress", collection=name, pages=pages, rows=rows, requests=requests)
 
     def finished(self, result: CollectionResult) -> None:
         self._event(
