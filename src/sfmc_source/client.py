@@ -71,8 +71,10 @@ def credentials_from(
         missing.append("--subdomain / SFMC_SUBDOMAIN")
     if missing or not client_id or not client_secret:
         raise ConfigError(f"missing {', '.join(missing)}")
-    url = auth_url or f"https://{subdomain}.auth.marketingcloudapis.com"
-    return Credentials(client_id, client_secret, url, account_id)
+    if auth_url:
+        return Credentials(client_id, client_secret, auth_url, account_id)
+    assert subdomain
+    return Credentials.for_subdomain(client_id, client_secret, subdomain, account_id)
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,6 @@ from sfmc_source.errors import ResponseError
 from sfmc_source.specs import Collection, Column
 from sfmc_source.timefmt import SYSTEM_TIME, parse_timestamp
 
-DLT_TYPES = {
-    "text": "text",
-    "bigint": "bigint",
-    "double": "double",
-    "bool": "bool",
-    "timestamp": "timestamp",
-    "json": "json",
-}
-
 
 def shape(
     collection: Collection,
@@ -135,7 +126,7 @@ def dlt_columns(collection: Collection) -> dict[str, dict[str, Any]]:
 def _hint(column: Column, key: bool) -> dict[str, Any]:
     hint: dict[str, Any] = {
         "name": column.name,
-        "data_type": DLT_TYPES[column.type],
+        "data_type": column.type,
         "nullable": not key,
     }
     if column.type == "timestamp":

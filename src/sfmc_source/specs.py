@@ -16,7 +16,7 @@ class Column:
 
     name: str
     source: str
-    type: str = "text"  # text | bigint | double | bool | timestamp | json
+    type: str = "text"  # a dlt data type: text, bigint, double, bool, timestamp or json
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,6 @@ class Collection:
     columns: tuple[Column, ...]
     cursor: str | None = None
     parent: str | None = None
-
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
 
 
 def _columns(*specs: tuple[str, str] | tuple[str, str, str]) -> tuple[Column, ...]:

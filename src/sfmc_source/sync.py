@@ -203,13 +203,19 @@ def _load_group(
     return results
 
 
-def _cause(exc: BaseException) -> BaseException:
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what caused it, outermost first."""
+    chain: list[BaseException] = []
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, SfmcError):
-            return seen
+        chain.append(seen)
         seen = seen.__cause__ or seen.__context__
-    return exc
+    return chain
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The first of our own errors behind a dlt failure, else the failure itself."""
+    return next((e for e in _chain(exc) if isinstance(e, SfmcError)), exc)
 
 
 def _describe_failure(cause: BaseException, names: list[str]) -> str:
@@ -223,8 +229,7 @@ def _describe_failure(cause: BaseException, names: list[str]) -> str:
 
 def _innermost(exc: BaseException) -> str:
     """The root cause of a dlt failure, in one line: its type and first line."""
-    while (exc.__cause__ or exc.__context__) is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    exc = _chain(exc)[-1]
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return f"{type(exc).__name__}: {first}"
 
