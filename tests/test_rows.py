@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,7 +96,7 @@ def test_interaction_nested_fields_and_never_published() -> None:
     row = shape(INTERACTIONS, item)
     assert row["last_published_date"] is None
     assert (row["stats_current_population"], row["stats_goal_performance"]) == (112, 0.0)
-    assert row["default_email"] == ["{{Contact.Default.Email}}"]
+    assert json.loads(row["default_email"]) == ["{{Contact.Default.Email}}"]  # JSON column
     assert (row["default_analytics_type"], row["default_enabled"]) == ("google", False)
     assert shape(INTERACTIONS, {"id": "j", "version": 1})["stats_met_goal"] is None
 

@@ -142,7 +142,7 @@ def test_a_second_sync_of_the_same_destination_is_refused_while_one_runs(
     emulator = emulator_factory(sizes=SIZES)
     emulator.app.faults.latency_ms = 40
     env = cli_env(emulator, tmp_path)
-    first = start_run(env, "--every", "1h")
+    first = start_run(env, "--every", "1h", "--concurrency", "1")
     wait_for(lambda: emulator.app.log.count("GET /hub/v1/campaigns/{id}/assets") >= 1)
     second = subprocess.run(
         [sys.executable, "-m", "sfmc_source", "sync"],
@@ -221,7 +221,7 @@ def test_two_run_loops_on_one_destination_never_sync_at_once(
     emulator = emulator_factory(sizes=SIZES)
     emulator.app.faults.latency_ms = 40
     env = cli_env(emulator, tmp_path)
-    first = start_run(env, "--every", "1h")
+    first = start_run(env, "--every", "1h", "--concurrency", "1")
     wait_for(lambda: emulator.app.log.count("GET /hub/v1/campaigns/{id}/assets") >= 1)
     second = start_run(env, "--every", "1h")
     try:

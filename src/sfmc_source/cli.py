@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from sfmc_source import __version__
+from sfmc_source.client import DEFAULT_CONCURRENCY
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, RestOptions, sizes_for
 from sfmc_source.emulator.auth import READ_SCOPES
 from sfmc_source.errors import SfmcError
@@ -333,6 +334,14 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default="-06:00",
             show_default=True,
             help="UTC offset of timestamps SFMC sends without one (its system time).",
+        ),
+        click.option(
+            "--concurrency",
+            envvar="SFMC_CONCURRENCY",
+            type=click.IntRange(1, 50),
+            default=DEFAULT_CONCURRENCY,
+            show_default=True,
+            help="API requests in flight at once (campaign assets); halved on each 429.",
         ),
         click.option(
             "--log-format",

@@ -11,9 +11,10 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -31,6 +32,9 @@ from sfmc_source.errors import (
 USER_AGENT = f"sfmc-source/{__version__}"
 EXPIRED_CONTINUATION = "The RequestID sent through ContinueRequest does not exist"
 MAX_RETRY_AFTER = 300.0
+DEFAULT_CONCURRENCY = 5
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,37 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
 
 
+class Throttle:
+    """How many API requests may be in flight: at most ``limit``. Each 429 halves the
+    allowance; as many successes in a row as the allowance win one more slot back."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ConfigError(f"concurrency must be at least 1, not {limit}")
+        self.limit = self.allowed = limit
+        self._in_flight = self._streak = 0
+        self._changed = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_flight < self.allowed)
+            self._in_flight += 1
+
+    def release(self, throttled: bool) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            if throttled:
+                self.allowed, self._streak = max(1, self.allowed // 2), 0
+            else:
+                self._streak += 1
+                if self._streak >= self.allowed and self.allowed < self.limit:
+                    self.allowed, self._streak = self.allowed + 1, 0
+            self._changed.notify_all()
+
+
 class SfmcClient:
-    """Authenticated REST and SOAP calls against one business unit."""
+    """Authenticated REST and SOAP calls against one business unit, ``concurrency`` at most
+    at a time (fewer while SFMC throttles)."""
 
     def __init__(
         self,
@@ -98,9 +131,11 @@ class SfmcClient:
         retry: RetryPolicy | None = None,
         timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
+        self.throttle = Throttle(concurrency)
         self.http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
             headers={"User-Agent": USER_AGENT},
@@ -124,6 +159,21 @@ class SfmcClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def map(self, fetch: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+        """``fetch`` of each item, in order, with up to ``concurrency`` requests in flight. The
+        first failure is raised once the fetches already running end; the rest never start."""
+        workers = min(self.throttle.limit, len(items))
+        if workers <= 1:
+            return [fetch(item) for item in items]
+        with ThreadPoolExecutor(workers, thread_name_prefix="sfmc-source") as pool:
+            futures = [pool.submit(fetch, item) for item in items]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
     # ---- REST ---------------------------------------------------------------------------
 
@@ -236,7 +286,7 @@ class SfmcClient:
                 self.requests_by[label or what] += 1
             retry_after: float | None = None
             try:
-                response = self.http.send(request, auth=self.auth if signed else None)
+                response = self._deliver(request, signed)
             except httpx.TransportError as exc:
                 failure = f"{type(exc).__name__} ({exc})" if str(exc) else type(exc).__name__
             else:
@@ -250,6 +300,19 @@ class SfmcClient:
                 self.retries += 1
             time.sleep(self.retry.delay(attempt, retry_after))
         raise AssertionError("unreachable")
+
+    def _deliver(self, request: httpx.Request, signed: bool) -> httpx.Response:
+        """One HTTP exchange. API calls take a throttle slot; token requests, made while an
+        API call holds its slot, do not."""
+        if not signed:
+            return self.http.send(request)
+        self.throttle.acquire()
+        response = None
+        try:
+            response = self.http.send(request, auth=self.auth)
+            return response
+        finally:
+            self.throttle.release(throttled=response is not None and response.status_code == 429)
 
     def _fetch_token(self) -> AccessToken:
         creds = self.credentials

@@ -1,19 +1,69 @@
-"""Shaping SFMC records into warehouse rows: seed column names, checked types, UTC timestamps.
+"""Shaping SFMC records into warehouse tables: seed column names, checked types, UTC timestamps.
 
-A value of the wrong type (text where a boolean belongs, an object where text belongs, a
+A page of records becomes one Arrow table, which dlt writes to parquet without touching each
+row. A value of the wrong type (text where a boolean belongs, an object where text belongs, a
 timestamp that does not parse) or a null primary key raises ``ResponseError``: it is never
 loaded as wrong data and never skipped.
+
+``convert`` is the rule for one value. SOAP columns, all text, are first cast by Arrow where
+the text has the plain shape SFMC writes; any column Arrow cannot cast that way goes through
+``convert`` value by value, so both paths give the same result or the same error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from datetime import timezone
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from sfmc_source.errors import ResponseError
 from sfmc_source.specs import Collection, Column
-from sfmc_source.timefmt import SYSTEM_TIME, parse_timestamp
+from sfmc_source.timefmt import NEVER, SYSTEM_TIME, parse_timestamp
+
+ARROW_TYPES = {
+    "text": pa.string(),
+    "json": pa.string(),  # JSON text; the warehouse column is JSON (dlt_columns)
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+# What Arrow casts exactly as ``convert`` reads it; other text takes the slow, exact path.
+_PLAIN = {
+    "bigint": r"^-?\d{1,18}$",
+    "double": r"^-?\d+(\.\d+)?$",
+    "timestamp": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$",
+}
+
+
+def table(
+    collection: Collection,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    soap: bool = False,
+    naive_zone: timezone = SYSTEM_TIME,
+) -> pa.Table:
+    """The rows of ``collection`` from REST items (dotted paths) or SOAP rows (flat names)."""
+    for record in records:
+        if not isinstance(record, Mapping):
+            raise ResponseError(f"{collection.name}: an item is not a JSON object: {record!r:.80}")
+    arrays = []
+    for column in collection.columns:
+        if soap:
+            raw = [record.get(column.source) for record in records]
+        else:
+            raw = [dig(record, column.source) for record in records]
+        try:
+            arrays.append(_array(raw, column.type, soap, naive_zone))
+        except (TypeError, ValueError) as exc:
+            raise ResponseError(f"{collection.name}: {column.source} {exc}") from None
+    result = pa.Table.from_arrays(arrays, schema=arrow_schema(collection))
+    _check_keys(collection, result, records)
+    return result
 
 
 def shape(
@@ -23,21 +73,64 @@ def shape(
     soap: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
 ) -> dict[str, Any]:
-    """One row of ``collection`` from a REST item (dotted paths) or a SOAP row (flat names)."""
-    row = {}
-    for column in collection.columns:
-        raw = record.get(column.source) if soap else dig(record, column.source)
-        try:
-            row[column.name] = convert(raw, column.type, from_text=soap, naive_zone=naive_zone)
-        except (TypeError, ValueError) as exc:
-            raise ResponseError(f"{collection.name}: {column.source} {exc}") from None
-    missing = [key for key in collection.primary_key if row[key] is None]
-    if missing:
-        raise ResponseError(
-            f"{collection.name}: a record has no {', '.join(missing)} "
-            f"(primary key): {_preview(record)}"
-        )
+    """One row of ``collection``, as ``table`` makes it."""
+    one = table(collection, [record], soap=soap, naive_zone=naive_zone)
+    row: dict[str, Any] = one.to_pylist()[0]
     return row
+
+
+def arrow_schema(collection: Collection) -> pa.Schema:
+    return pa.schema(
+        pa.field(c.name, ARROW_TYPES[c.type], nullable=c.name not in collection.primary_key)
+        for c in collection.columns
+    )
+
+
+def _check_keys(
+    collection: Collection, result: pa.Table, records: Sequence[Mapping[str, Any]]
+) -> None:
+    for key in collection.primary_key:
+        nulls = result[key].null_count
+        if nulls:
+            where = pc.index(pc.is_null(result[key]), True).as_py()
+            raise ResponseError(
+                f"{collection.name}: a record has no {key} (primary key): "
+                f"{_preview(records[where])}"
+            )
+
+
+def _array(raw: list[Any], kind: str, from_text: bool, naive_zone: timezone) -> pa.Array[Any]:
+    arrow_type = ARROW_TYPES[kind]
+    if from_text and kind != "json":
+        cast = _cast_text(raw, kind, naive_zone)
+        if cast is not None:
+            return cast
+    values = [convert(v, kind, from_text=from_text, naive_zone=naive_zone) for v in raw]
+    if kind == "json":
+        values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+    return pa.array(values, arrow_type)
+
+
+def _cast_text(raw: list[Any], kind: str, naive_zone: timezone) -> pa.Array[Any] | None:
+    """SOAP text cast by Arrow, or ``None`` where some value needs ``convert``'s reading."""
+    text = pa.array(raw, pa.string())
+    if kind == "text":
+        return text
+    if kind == "bool":
+        lower = pc.utf8_lower(text)
+        if not pc.all(pc.is_in(pc.drop_null(lower), pa.array(["true", "false"]))).as_py():
+            return None
+        return pc.equal(lower, pa.scalar("true"))
+    if kind == "timestamp":
+        text = pc.if_else(pc.starts_with(text, NEVER[:10]), pa.scalar(None, pa.string()), text)
+    if not pc.all(pc.match_substring_regex(pc.drop_null(text), _PLAIN[kind])).as_py():
+        return None
+    if kind != "timestamp":
+        return text.cast(ARROW_TYPES[kind])
+    local = text.cast(pa.timestamp("us")).cast(pa.int64())
+    offset = naive_zone.utcoffset(None)
+    shift = (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
+    return pc.subtract(local, shift).cast(ARROW_TYPES["timestamp"])
 
 
 def dig(record: Mapping[str, Any], path: str) -> Any:

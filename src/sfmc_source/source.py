@@ -13,16 +13,22 @@ the primary key makes the overlap harmless.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeAlias
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+# Pages reach dlt as Arrow tables; give their rows the same _dlt_id and _dlt_load_id as dicts.
+os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
+os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
 from sfmc_source import rows, soap
@@ -46,6 +52,7 @@ Cursor = dlt.sources.incremental[datetime]
 CAMPAIGN_ORDER = {"$orderBy": "ModifiedDate DESC"}
 PAGE_SIZE = 50
 _UNRETRIEVABLE = re.compile(r"Request Property\(s\) (.+?) do not match")
+Table: TypeAlias = pa.Table
 
 
 @dlt.source(name="sfmc", max_table_nesting=0)
@@ -62,36 +69,44 @@ def sfmc_source(
     ``row_counts``, when given, counts the rows each collection hands to dlt; ``on_rows`` is
     told the collection's name each time it hands over more."""
     wanted = set(collections or COLLECTIONS)
-    reader = _Reader(client, naive_zone)
+    reader = _Reader(client, naive_zone, full_refresh)
     counts = Counter[str]() if row_counts is None else row_counts
 
-    def counted(name: str, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        counts[name] += sum(1 for row in page if DELETED not in row)
+    def counted(name: str, page: Table) -> Table:
+        deleted = pc.sum(page[DELETED]).as_py() or 0 if DELETED in page.column_names else 0
+        counts[name] += page.num_rows - deleted
         if on_rows is not None:
             on_rows(name)
         return page
 
     campaigns_cursor, lists_cursor = _cursor(full_refresh), _cursor(full_refresh)
 
-    def campaigns(updated: Cursor = campaigns_cursor) -> Iterator[list[dict[str, Any]]]:
+    def campaigns(updated: Cursor = campaigns_cursor) -> Iterator[Table]:
         for page in reader.campaigns(None if full_refresh else updated.start_value):
             yield counted("campaigns", page)
 
-    def campaign_assets(page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-        for assets in reader.campaign_assets(page):
-            yield counted("campaign_assets", assets)
+    def campaign_assets(page: Table) -> Table | None:
+        # campaign id → the modified_date its assets were read at, for the overlap's campaigns
+        seen = dlt.current.resource_state().setdefault("assets_read_at", {})
+        assets = reader.campaign_assets(page, seen)
+        _forget_older(seen, OVERLAP * 2)
+        return None if assets is None else counted("campaign_assets", assets)
 
-    def lists(updated: Cursor = lists_cursor) -> Iterator[list[dict[str, Any]]]:
-        for page in reader.lists(None if full_refresh else updated.start_value):
+    def lists(updated: Cursor = lists_cursor) -> Iterator[Table]:
+        state = dlt.current.resource_state()
+        if full_refresh or "refused_properties" not in state:
+            state["refused_properties"] = reader.refused_list_properties()
+        since = None if full_refresh else updated.start_value
+        for page in reader.lists(since, state["refused_properties"]):
             yield counted("lists", page)
 
     def journey_versions() -> Iterator[list[dict[str, Any]]]:
         yield from reader.journey_versions()
 
-    def interactions(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def interactions(page: list[dict[str, Any]]) -> Table:
         return counted("interactions", reader.interactions(page))
 
-    def goals(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def goals(page: list[dict[str, Any]]) -> Table:
         return counted("goals", reader.goals(page))
 
     parent = _resource(CAMPAIGNS, campaigns, "merge")
@@ -108,6 +123,24 @@ def sfmc_source(
     for name, resource in resources.items():
         resource.selected = name in wanted
     return list(resources.values())
+
+
+class _JsonTextIsIntended(logging.Filter):
+    """JSON columns reach dlt as JSON text in Arrow string columns, and the warehouse column
+    is JSON as hinted; dlt warns of that difference at every load. Drop only that warning."""
+
+    RESOURCES = tuple(
+        f"In resource: {c.name},"
+        for c in COLLECTIONS.values()
+        if any(column.type == "json" for column in c.columns)
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith(self.RESOURCES) and "when merging arrow schema" in message)
+
+
+logging.getLogger("dlt").addFilter(_JsonTextIsIntended())
 
 
 def _cursor(full_refresh: bool) -> Cursor:
@@ -149,83 +182,95 @@ def _transformer(
 
 
 class _Reader:
-    """Fetches and shapes each collection."""
+    """Fetches each collection and shapes its pages into Arrow tables."""
 
-    def __init__(self, client: SfmcClient, naive_zone: timezone) -> None:
+    def __init__(self, client: SfmcClient, naive_zone: timezone, full_refresh: bool) -> None:
         self.client = client
         self.naive_zone = naive_zone
+        self.full_refresh = full_refresh
 
-    def _shape(self, collection: Collection, record: Any, soap_row: bool = False) -> dict[str, Any]:
-        if not isinstance(record, dict):
-            raise ResponseError(f"{collection.name}: an item is not a JSON object: {record!r:.80}")
-        return rows.shape(collection, record, soap=soap_row, naive_zone=self.naive_zone)
+    def _table(self, collection: Collection, records: list[Any], soap_rows: bool = False) -> Table:
+        return rows.table(collection, records, soap=soap_rows, naive_zone=self.naive_zone)
 
-    def campaigns(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    def campaigns(self, since: datetime | None) -> Iterator[Table]:
         """Campaigns modified since ``since``, newest first: paging stops at the first older one."""
         for items in rest_pages(self.client, "hub/v1/campaigns", CAMPAIGN_ORDER, "campaigns"):
-            page = [self._shape(CAMPAIGNS, item) for item in items]
-            changed = [r for r in page if since is None or _after(r["modified_date"], since)]
-            if changed:
+            page = self._table(CAMPAIGNS, items)
+            changed = page if since is None else page.filter(_since(page, since))
+            if changed.num_rows:
                 yield changed
-            if len(changed) < len(page):
+            if changed.num_rows < page.num_rows:
                 return
 
-    def campaign_assets(self, campaigns: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-        """The assets of each campaign read, which replace its assets in the warehouse. A
-        campaign with none left gets a marker row that dlt deletes instead of inserting, so its
-        old assets go too."""
-        for campaign in campaigns:
-            path = f"hub/v1/campaigns/{campaign['id']}/assets"
-            pages = rest_pages(self.client, path, {}, "campaign_assets")
-            assets = [self._shape(CAMPAIGN_ASSETS, item) for items in pages for item in items]
-            yield assets or [_no_assets(campaign["id"])]
+    def campaign_assets(self, campaigns: Table, seen: dict[str, str]) -> Table | None:
+        """The assets of each campaign read whose ``modified_date`` differs from the one its
+        assets were last read at (``seen``, which this updates), fetched ``concurrency`` at a
+        time. They replace the campaign's assets in the warehouse; a campaign with none left
+        gets a marker row that dlt deletes instead of inserting, so its old assets go too."""
+        ids: list[str] = campaigns["id"].to_pylist()  # type: ignore[assignment]  # a key: never null
+        modified: list[datetime | None] = campaigns["modified_date"].to_pylist()
+        stamps = {c: _stamp(m) for c, m in zip(ids, modified, strict=True)}
+        due = [c for c, stamp in stamps.items() if self.full_refresh or seen.get(c) != stamp]
+        if not due:
+            return None
+        fetched = self.client.map(self._assets_of, due)
+        seen.update((c, stamps[c]) for c in due)
+        return pa.concat_tables(
+            assets or _no_assets(c) for c, assets in zip(due, fetched, strict=True)
+        )
 
-    def lists(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    def _assets_of(self, campaign_id: str) -> Table | None:
+        path = f"hub/v1/campaigns/{campaign_id}/assets"
+        items = [i for page in rest_pages(self.client, path, {}, "campaign_assets") for i in page]
+        return _with_deleted(self._table(CAMPAIGN_ASSETS, items)) if items else None
+
+    def lists(self, since: datetime | None, refused: list[str]) -> Iterator[Table]:
+        """Lists modified since ``since``. ``refused`` names the List properties this tenant
+        will not return (they stay null); it grows in place when a Retrieve names another."""
         where = None
         if since is not None:
             where = soap.SimpleFilter(
                 "ModifiedDate", "greaterThanOrEqual", (soap.format_date_value(since),), date=True
             )
-        for page in self._retrieve_lists(where):
-            yield [self._shape(LISTS, row, soap_row=True) for row in page]
+        for page in self._retrieve_lists(where, refused):
+            yield self._table(LISTS, page, soap_rows=True)
 
-    def _retrieve_lists(self, where: soap.Filter | None) -> Iterator[list[dict[str, str | None]]]:
-        """Only the List properties this tenant lets us retrieve (Describe, and the error that
-        names a refused property); the others stay null."""
-        wanted = [c.source for c in LISTS.columns]
-        described = self.client.describe("List", "lists")
-        if described:
-            wanted = [p for p in wanted if p not in described or described[p].retrievable]
+    def _retrieve_lists(
+        self, where: soap.Filter | None, refused: list[str]
+    ) -> Iterator[list[dict[str, str | None]]]:
+        wanted = [c.source for c in LISTS.columns if c.source not in refused]
         while True:
             try:
                 yield from self.client.retrieve("List", wanted, where, "lists")
                 return
             except RequestRejected as exc:
-                refused = _UNRETRIEVABLE.search(str(exc))
-                names = {n.strip() for n in refused.group(1).split(",")} if refused else set()
+                match = _UNRETRIEVABLE.search(str(exc))
+                names = {n.strip() for n in match.group(1).split(",")} if match else set()
                 if not names & set(wanted) or names & {"ID"}:
                     raise
                 wanted = [p for p in wanted if p not in names]
+                refused.extend(sorted(names & set(LISTS_SOURCES) - set(refused)))
+
+    def refused_list_properties(self) -> list[str]:
+        """The List properties Describe says cannot be retrieved."""
+        described = self.client.describe("List", "lists")
+        return [p for p in LISTS_SOURCES if p in described and not described[p].retrievable]
 
     def journey_versions(self) -> Iterator[list[dict[str, Any]]]:
         params = {"mostRecentVersionOnly": "false", "$orderBy": "ModifiedDate DESC"}
         yield from rest_pages(self.client, "interaction/v1/interactions", params, "interactions")
 
-    def interactions(self, versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [self._shape(INTERACTIONS, item) for item in versions]
+    def interactions(self, versions: list[dict[str, Any]]) -> Table:
+        return self._table(INTERACTIONS, versions)
 
-    def goals(self, versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        shaped = []
-        for version in versions:
-            parent = self._shape(INTERACTIONS, version)
-            for goal in [*_array(version, "goals"), *_array(version, "exits")]:
-                record = {
-                    **goal,
-                    "interaction_id": parent["id"],
-                    "interaction_version": parent["version"],
-                }
-                shaped.append(self._shape(GOALS, record))
-        return shaped
+    def goals(self, versions: list[dict[str, Any]]) -> Table:
+        parents = self._table(INTERACTIONS, versions).select(["id", "version"]).to_pylist()
+        records = [
+            {**goal, "interaction_id": parent["id"], "interaction_version": parent["version"]}
+            for version, parent in zip(versions, parents, strict=True)
+            for goal in [*_array(version, "goals"), *_array(version, "exits")]
+        ]
+        return self._table(GOALS, records)
 
 
 def rest_pages(
@@ -263,10 +308,38 @@ def _envelope(body: Any, path: str) -> tuple[list[Any], int | None]:
 
 DELETED = "_sfmc_deleted"
 DELETED_HINT: Any = {"name": DELETED, "data_type": "bool", "nullable": True, "hard_delete": True}
+LISTS_SOURCES = [c.source for c in LISTS.columns]
+
+ASSETS_SCHEMA = rows.arrow_schema(CAMPAIGN_ASSETS).append(pa.field(DELETED, pa.bool_()))
 
 
-def _no_assets(campaign_id: str) -> dict[str, Any]:
-    return {"id": f"no-assets:{campaign_id}", "campaign_id": campaign_id, DELETED: True}
+def _with_deleted(assets: Table) -> Table:
+    return assets.append_column(ASSETS_SCHEMA.field(DELETED), pa.nulls(len(assets), pa.bool_()))
+
+
+def _no_assets(campaign_id: str) -> Table:
+    """The marker row that deletes a campaign's assets (its ``id`` only fills the key)."""
+    marker = {"id": f"no-assets:{campaign_id}", "campaign_id": campaign_id, DELETED: True}
+    return pa.Table.from_pylist([marker], schema=ASSETS_SCHEMA)
+
+
+def _stamp(modified: datetime | None) -> str:
+    return modified.isoformat() if modified is not None else ""
+
+
+def _forget_older(seen: dict[str, str], horizon: timedelta) -> None:
+    """Keep only the campaigns a later run's overlap can read again."""
+    if seen:
+        newest = max(seen.values())
+        oldest = (datetime.fromisoformat(newest) - horizon).isoformat() if newest else ""
+        for campaign_id in [c for c, stamp in seen.items() if stamp < oldest]:
+            del seen[campaign_id]
+
+
+def _since(page: Table, since: datetime) -> pa.BooleanArray:
+    """Rows modified at or after ``since``; rows without a modified date are kept."""
+    modified = page["modified_date"]
+    return pc.or_kleene(pc.is_null(modified), pc.greater_equal(modified, pa.scalar(since)))
 
 
 def _array(record: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sfmc_source.client import SfmcClient, credentials_from
+from sfmc_source.client import DEFAULT_CONCURRENCY, SfmcClient, credentials_from
 from sfmc_source.errors import AuthenticationError, ConfigError, PermissionDenied, SfmcError
 from sfmc_source.history import CollectionResult, record_runs
 from sfmc_source.report import Quiet, Reporter, reporter_for
@@ -185,7 +185,7 @@ def _load_group(
     report.started(names)
     source = sfmc_source(client, names, full_refresh, naive_zone, counts, progress)
     try:
-        pipeline.run(source)
+        pipeline.run(source, loader_file_format=_file_format(pipeline))
     except PipelineStepFailed as exc:
         error = _describe_failure(_cause(exc), names)
         if exc.step == "extract" and pipeline.has_pending_data:
@@ -201,6 +201,14 @@ def _load_group(
         result.requests = client.requests_by[result.name] - before.get(result.name, 0)
         report.finished(result)
     return results
+
+
+def _file_format(pipeline: dlt.Pipeline) -> Any:
+    """dlt's choice (parquet for Arrow pages where the destination takes it), except on
+    Postgres: there dlt would copy Arrow pages in as CSV, which turns empty strings into nulls."""
+    if pipeline.destination.destination_name == "postgres":
+        return "insert_values"
+    return None
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -246,6 +254,7 @@ def run_sync_command(
     account_id: int | None,
     auth_url: str | None,
     system_offset: str = "-06:00",
+    concurrency: int = DEFAULT_CONCURRENCY,
     stop: Callable[[], bool] = lambda: False,
     log_format: str = "text",
     verbose: bool = False,
@@ -255,7 +264,8 @@ def run_sync_command(
     credentials = credentials_from(client_id, client_secret, subdomain, account_id, auth_url)
     _selected(collections)
     pipeline = pipeline_for(destination, schema)
-    with destination_lock(pipeline.pipeline_name), SfmcClient(credentials) as client:
+    client = SfmcClient(credentials, concurrency=concurrency)
+    with destination_lock(pipeline.pipeline_name), client:
         reporter = reporter_for(log_format, uuid.uuid4().hex, client.secrets, verbose)
         try:
             result = run_sync(

@@ -105,7 +105,6 @@ ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 # Instants are kept in UTC: aware datetimes sharing one tzinfo compare fast in filters.
 EPOCH = datetime(2023, 1, 1, tzinfo=SYSTEM_TIME).astimezone(UTC)
 HISTORY_END = datetime(2026, 6, 30, tzinfo=SYSTEM_TIME).astimezone(UTC)
-SPAN_SECONDS = int((HISTORY_END - EPOCH).total_seconds())
 
 
 def generate_unit(seed: int, mid: int, sizes: Sizes) -> BusinessUnit:
@@ -177,9 +176,12 @@ def _around(rng: random.Random, mean: int) -> int:
 def _instant(
     rng: random.Random, after: datetime | None = None, whole_seconds: bool = False
 ) -> datetime:
-    """A moment between ``after`` (or the epoch) and the end of the generated history."""
+    """A moment between ``after`` (or the epoch) and the end of the generated history; one
+    after ``after`` falls in the first eighth of the time left, so edits follow creation and
+    no pile of rows shares the last instant."""
     start = after or EPOCH
-    seconds = rng.randrange(SPAN_SECONDS // (8 if after else 1))
+    left = int((HISTORY_END - start).total_seconds())
+    seconds = rng.randrange(max(left // (8 if after else 1), 1))
     millis = 0 if whole_seconds else rng.choice((0, rng.randrange(1_000), rng.randrange(100) * 10))
     return min(start + timedelta(seconds=seconds, milliseconds=millis), HISTORY_END)
 

@@ -1,0 +1,588 @@
+"""How fast and how lean a sync is, next to a bare fetch of the same pages.
+
+For each scale and latency the emulator runs in its own process (this script with ``--serve``),
+so only the sync's memory and CPU are measured. Against it:
+
+- a full sync (wall time and peak RSS of the process; rows, requests and seconds per collection
+  from its ``--log-format json`` events), then a no-change sync on the same destination, whose
+  request counts are compared with their targets;
+- one sync per collection group on a fresh destination, for each group's wall time and peak RSS;
+- a raw baseline: the same pages fetched by a bare httpx loop at the same concurrency, with no
+  parsing or loading, and the ratio of sync ÷ raw per group and for the whole run.
+
+With ``--memory`` (on unless ``--quick``), a lists-only sync against 100,000 and then 1,000,000
+lists: peak RSS must grow by at most 50 MB. Prints tables and writes bench/results/sync.json.
+
+    .venv/bin/python bench/sync.py [--scales medium,large] [--latencies 0,30]
+        [--memory/--no-memory] [--quick] [--concurrency N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+# bench/ is sys.path[0] when this runs as `python bench/sync.py`.
+from emulator import LIST_PROPERTIES, token
+
+from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, sizes_for
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "campaigns,campaign_assets": ("campaigns", "campaign_assets"),
+    "lists": ("lists",),
+    "interactions,goals": ("interactions", "goals"),
+}
+PAGE_SIZE = 50
+SOAP_BATCH = 2_500
+MEMORY_TARGET_MB = 50.0
+RESULTS = Path(__file__).parent / "results" / "sync.json"
+MORE_DATA = b"<OverallStatus>MoreDataAvailable</OverallStatus>"
+
+
+@dataclass
+class Options:
+    concurrency: int
+    pass_concurrency: bool  # whether `sfmc-source sync` has --concurrency yet
+
+
+@dataclass
+class Collected:
+    """One ``collection_finished`` event."""
+
+    rows: int
+    requests: int
+    seconds: float
+    ok: bool
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class SyncRun:
+    """One `sfmc-source sync` process."""
+
+    wall_s: float
+    peak_rss_mb: float
+    exit_code: int
+    collections: dict[str, Collected]
+    token_requests: int | None
+    errors: list[str] = field(default_factory=list)  # from the events
+    stderr_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass
+class TenantResult:
+    """Everything measured against one scale at one latency."""
+
+    scale: str
+    latency_ms: float
+    full: SyncRun
+    incremental: SyncRun
+    groups: dict[str, SyncRun]
+    raw_s: dict[str, float] = field(default_factory=dict)
+
+    def incremental_targets(self) -> dict[str, int]:
+        versions = self.full.collections.get("interactions")
+        return {
+            "token": 1,
+            "campaigns": 1,
+            "campaign_assets": 0,
+            "lists": 1,
+            "interactions": math.ceil(versions.rows / PAGE_SIZE) if versions else 0,
+        }
+
+
+# --- the emulator, in its own process ---------------------------------------------------------
+
+
+def serve(scale: str, latency_ms: float, lists: int | None) -> None:
+    """What `--serve` runs: the emulator on 127.0.0.1 until SIGTERM, as `sfmc-source emulator`
+    does, its environment on stdout as `export NAME=value` lines."""
+    sizes = sizes_for(scale)
+    if lists is not None:
+        sizes = replace(sizes, lists=lists)
+    server = Emulator(EmulatorConfig(sizes=sizes, faults=Faults(latency_ms=latency_ms)))
+    for name, value in server.environment().items():
+        print(f"export {name}={value}")
+    sys.stdout.flush()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+@contextmanager
+def emulator(scale: str, latency_ms: float, lists: int | None = None) -> Iterator[dict[str, str]]:
+    """A `--serve` process for the duration of the block; yields its environment."""
+    command = [sys.executable, __file__, "--serve", "--scale", scale]
+    command += ["--latency-ms", str(latency_ms)]
+    if lists is not None:
+        command += ["--lists", str(lists)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().strip() for _ in range(4)]
+        if not all(lines):
+            raise RuntimeError(f"the emulator did not start (exit code {process.poll()})")
+        yield dict(_export(line) for line in lines)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _export(line: str) -> tuple[str, str]:
+    name, _, value = line.removeprefix("export ").partition("=")
+    return name, value
+
+
+# --- syncs ------------------------------------------------------------------------------------
+
+
+def sfmc_command() -> list[str]:
+    script = Path(sys.executable).parent / "sfmc-source"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sfmc_source"]
+
+
+def sync_has_concurrency() -> bool:
+    help_text = subprocess.run(
+        [*sfmc_command(), "sync", "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    return "--concurrency" in help_text
+
+
+def sync_command(workdir: Path, options: Options, collections: Sequence[str]) -> list[str]:
+    command = [*sfmc_command(), "sync", "--destination", f"duckdb:///{workdir / 'w.duckdb'}"]
+    command += ["--schema", "sfmc", "--log-format", "json"]
+    if collections:
+        command += ["--collections", ",".join(collections)]
+    if options.pass_concurrency:
+        command += ["--concurrency", str(options.concurrency)]
+    return command
+
+
+def run_sync(
+    env: dict[str, str], workdir: Path, options: Options, collections: Sequence[str] = ()
+) -> SyncRun:
+    """One sync process into ``workdir``: its wall time, peak RSS (wait4) and events."""
+    environ = {
+        **os.environ,
+        **env,
+        "DLT_DATA_DIR": str(workdir / "dlt"),  # as root, dlt would use /var/dlt
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+    }
+    command = sync_command(workdir, options, collections)
+    with tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=environ) as p:
+            assert p.stdout is not None
+            stdout = p.stdout.read()
+            _, status, usage = os.wait4(p.pid, 0)
+            wall = time.perf_counter() - started
+            p.returncode = os.waitstatus_to_exitcode(status)
+        stderr.seek(0)
+        tail = stderr.read()[-2_000:].decode(errors="replace")
+    collected, tokens, errors = parse_events(stdout)
+    run = SyncRun(wall, usage.ru_maxrss / 1024, p.returncode, collected, tokens, errors)
+    if not run.ok:
+        run.stderr_tail = tail
+        reasons = "\n".join([*errors, tail]).rstrip()
+        note(f"  sync {','.join(collections) or 'all'} exited {p.returncode}:\n{reasons}")
+    return run
+
+
+def run_fresh_sync(env: dict[str, str], options: Options, collections: Sequence[str]) -> SyncRun:
+    with tempfile.TemporaryDirectory(prefix="sfmc-bench-") as tmp:
+        return run_sync(env, Path(tmp), options, collections)
+
+
+def parse_events(stdout: bytes) -> tuple[dict[str, Collected], int | None, list[str]]:
+    """``collection_finished`` events by collection, ``token_requests`` of ``run_finished``,
+    and the errors either reports."""
+    collected: dict[str, Collected] = {}
+    tokens: int | None = None
+    errors: list[str] = []
+    for line in stdout.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if event.get("event") == "collection_finished":
+            collected[event["collection"]] = Collected(
+                rows=int(event["rows"]),
+                requests=int(event["requests"]),
+                seconds=float(event["seconds"]),
+                ok=event.get("outcome") == "ok",
+            )
+        elif event.get("event") == "run_finished":
+            tokens = event.get("token_requests")
+        if event.get("error"):
+            errors.append(f"{event.get('collection', 'run')}: {event['error']}")
+    return collected, tokens, errors
+
+
+# --- the raw baseline -------------------------------------------------------------------------
+
+
+class RawApi:
+    """Bare requests to the emulator: one token, no parsing beyond what paging needs."""
+
+    def __init__(self, env: dict[str, str], concurrency: int) -> None:
+        limits = httpx.Limits(max_connections=concurrency + 1)
+        self.http = httpx.Client(timeout=120, limits=limits)
+        auth = token(self.http, env)
+        self.rest = auth["rest_instance_url"]
+        self.soap_url = auth["soap_instance_url"] + "Service.asmx"
+        self.access_token = auth["access_token"]
+        self.headers = {"Authorization": f"Bearer {self.access_token}"}
+
+    def get(self, path: str, params: dict[str, Any]) -> httpx.Response:
+        response = self.http.get(self.rest + path, params=params, headers=self.headers)
+        return response.raise_for_status()
+
+    def retrieve(self, inner: str) -> bytes:
+        envelope = (
+            '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><s:Header>'
+            f'<fueloauth xmlns="http://exacttarget.com">{self.access_token}</fueloauth>'
+            '</s:Header><s:Body><RetrieveRequestMsg xmlns="http://exacttarget.com/wsdl/partnerAPI">'
+            f"<RetrieveRequest>{inner}<Options><BatchSize>{SOAP_BATCH}</BatchSize></Options>"
+            "</RetrieveRequest></RetrieveRequestMsg></s:Body></s:Envelope>"
+        )
+        headers = {"SOAPAction": "Retrieve"}
+        response = self.http.post(self.soap_url, content=envelope.encode(), headers=headers)
+        return response.raise_for_status().content
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def raw_campaigns(api: RawApi, concurrency: int) -> None:
+    """Campaign pages in order; each page's assets go to ``concurrency`` workers as it arrives."""
+    futures: list[Future[httpx.Response]] = []
+    assets = {"$page": 1, "$pageSize": PAGE_SIZE}
+    with ThreadPoolExecutor(concurrency) as pool:
+        page, seen, count = 1, 0, 1
+        while seen < count:
+            params = {"$page": page, "$pageSize": PAGE_SIZE, "$orderBy": "ModifiedDate DESC"}
+            body = api.get("hub/v1/campaigns", params).json()
+            items, count = body["items"], body["count"]
+            if not items:
+                break
+            for item in items:
+                path = f"hub/v1/campaigns/{item['id']}/assets"
+                futures.append(pool.submit(api.get, path, assets))
+            seen, page = seen + len(items), page + 1
+    for future in futures:
+        future.result()
+
+
+def raw_lists(api: RawApi) -> None:
+    """The List Retrieve with every property, then ContinueRequest until no more data."""
+    properties = "".join(f"<Properties>{name}</Properties>" for name in LIST_PROPERTIES)
+    body = api.retrieve(f"<ObjectType>List</ObjectType>{properties}")
+    while MORE_DATA in body:
+        request_id = body.split(b"<RequestID>", 1)[1].split(b"</RequestID>", 1)[0].decode()
+        body = api.retrieve(f"<ContinueRequest>{request_id}</ContinueRequest>")
+
+
+def raw_interactions(api: RawApi) -> None:
+    """All journey versions: the first page says how many pages there are."""
+    path = "interaction/v1/interactions"
+    params: dict[str, Any] = {"mostRecentVersionOnly": "false", "$orderBy": "ModifiedDate DESC"}
+    count = api.get(path, {**params, "$page": 1, "$pageSize": PAGE_SIZE}).json()["count"]
+    for page in range(2, math.ceil(count / PAGE_SIZE) + 1):
+        api.get(path, {**params, "$page": page, "$pageSize": PAGE_SIZE})
+
+
+def raw_baseline(env: dict[str, str], concurrency: int) -> dict[str, float]:
+    """Seconds to fetch each group's pages bare; a group that fails is left out."""
+    fetches: dict[str, Callable[[RawApi], None]] = {
+        "campaigns,campaign_assets": lambda api: raw_campaigns(api, concurrency),
+        "lists": raw_lists,
+        "interactions,goals": raw_interactions,
+    }
+    api = RawApi(env, concurrency)
+    seconds: dict[str, float] = {}
+    try:
+        for group, fetch in fetches.items():
+            started = time.perf_counter()
+            try:
+                fetch(api)
+            except (httpx.HTTPError, KeyError, IndexError) as exc:
+                note(f"  raw {group} failed: {exc!r}")
+                continue
+            seconds[group] = time.perf_counter() - started
+    finally:
+        api.close()
+    return seconds
+
+
+# --- the runs ---------------------------------------------------------------------------------
+
+
+def bench_tenant(scale: str, latency_ms: float, options: Options) -> TenantResult:
+    note(f"{scale} at {latency_ms:g} ms: starting the emulator")
+    with emulator(scale, latency_ms) as env:
+        with tempfile.TemporaryDirectory(prefix="sfmc-bench-") as tmp:
+            full = run_sync(env, Path(tmp), options)
+            note(f"  full sync {full.wall_s:.1f}s, {full.peak_rss_mb:.0f} MB")
+            incremental = run_sync(env, Path(tmp), options)
+            note(f"  no-change sync {incremental.wall_s:.1f}s")
+        groups: dict[str, SyncRun] = {}
+        for group, names in GROUPS.items():
+            groups[group] = run_fresh_sync(env, options, names)
+            note(f"  {group} sync {groups[group].wall_s:.1f}s")
+        raw = raw_baseline(env, options.concurrency)
+        note(f"  raw fetch {sum(raw.values()):.1f}s")
+    return TenantResult(scale, latency_ms, full, incremental, groups, raw)
+
+
+def bench_memory(list_counts: Sequence[int], options: Options) -> dict[str, Any]:
+    """Peak RSS of a lists-only sync at each list count, and its growth first → last."""
+    runs: dict[int, SyncRun] = {}
+    for lists in list_counts:
+        note(f"memory: {lists:,} lists: starting the emulator")
+        with emulator("small", 0, lists) as env:
+            runs[lists] = run_fresh_sync(env, options, ("lists",))
+        note(f"  lists sync {runs[lists].wall_s:.1f}s, {runs[lists].peak_rss_mb:.0f} MB")
+    peaks = [run.peak_rss_mb for run in runs.values()]
+    growth = peaks[-1] - peaks[0]
+    return {
+        "runs": {str(lists): _memory_row(run) for lists, run in runs.items()},
+        "growth_mb": growth,
+        "target_mb": MEMORY_TARGET_MB,
+        "within_target": growth <= MEMORY_TARGET_MB,
+    }
+
+
+def _memory_row(run: SyncRun) -> dict[str, Any]:
+    lists = run.collections.get("lists")
+    return {
+        "ok": run.ok,
+        "rows": lists.rows if lists else None,
+        "seconds": lists.seconds if lists else None,
+        "rows_per_s": lists.rate if lists else None,
+        "wall_s": run.wall_s,
+        "peak_rss_mb": run.peak_rss_mb,
+    }
+
+
+# --- output -----------------------------------------------------------------------------------
+
+COLUMNS = (
+    ("scale", 6),
+    ("latency_ms", 10),
+    ("collection", 16),
+    ("rows", 9),
+    ("seconds", 8),
+    ("rows/s", 9),
+    ("requests", 8),
+    ("group_s", 8),
+    ("raw_s", 7),
+    ("ratio", 7),
+    ("peak_rss_mb", 11),
+)
+
+
+def table_line(cells: Sequence[str]) -> str:
+    parts = [cells[0].ljust(COLUMNS[0][1]), cells[1].rjust(COLUMNS[1][1])]
+    parts.append(cells[2].ljust(COLUMNS[2][1]))
+    parts += [cell.rjust(width) for cell, (_, width) in zip(cells[3:], COLUMNS[3:], strict=True)]
+    return "  ".join(parts)
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _ratio(sync_s: float | None, raw_s: float | None) -> float | None:
+    return sync_s / raw_s if sync_s is not None and raw_s else None
+
+
+def collection_rows(result: TenantResult) -> Iterator[list[str]]:
+    head = [result.scale, f"{result.latency_ms:g}"]
+    for group, names in GROUPS.items():
+        run, raw = result.groups.get(group), result.raw_s.get(group)
+        group_s = run.wall_s if run and run.ok else None
+        for name in names:
+            c = result.full.collections.get(name)
+            yield [
+                *head,
+                name,
+                str(c.rows) if c else "-",
+                _num(c.seconds if c else None, 2),
+                _num(c.rate if c else None, 0),
+                str(c.requests) if c else "-",
+                _num(group_s, 2),
+                _num(raw, 2),
+                _num(_ratio(group_s, raw), 1),
+                _num(run.peak_rss_mb if run else None, 0),
+            ]
+    yield full_row(result)
+
+
+def full_row(result: TenantResult) -> list[str]:
+    full = result.full
+    rows = sum(c.rows for c in full.collections.values())
+    requests = sum(c.requests for c in full.collections.values())
+    raw = sum(result.raw_s.values()) if len(result.raw_s) == len(GROUPS) else None
+    wall = full.wall_s if full.ok else None
+    return [
+        result.scale,
+        f"{result.latency_ms:g}",
+        "(full sync)",
+        str(rows),
+        _num(wall, 2),
+        _num(rows / full.wall_s, 0),
+        str(requests),
+        "",
+        _num(raw, 2),
+        _num(_ratio(wall, raw), 1),
+        _num(full.peak_rss_mb, 0),
+    ]
+
+
+def print_tables(results: Sequence[TenantResult], memory: dict[str, Any] | None) -> None:
+    print(table_line([name for name, _ in COLUMNS]))
+    for result in results:
+        for cells in collection_rows(result):
+            print(table_line(cells))
+    print("\nno-change sync: requests (target)")
+    for result in results:
+        print(f"  {result.scale} at {result.latency_ms:g} ms: {incremental_text(result)}")
+    if memory is not None:
+        print_memory(memory)
+
+
+def incremental_text(result: TenantResult) -> str:
+    run, targets = result.incremental, result.incremental_targets()
+    actual = {name: c.requests for name, c in run.collections.items()}
+    actual["token"] = run.token_requests if run.token_requests is not None else -1
+    parts = [f"{name} {actual.get(name, '-')} ({target})" for name, target in targets.items()]
+    return ", ".join(parts) + ("" if run.ok else f"  [sync failed, exit {run.exit_code}]")
+
+
+def print_memory(memory: dict[str, Any]) -> None:
+    print("\nmemory: lists-only sync")
+    for lists, row in memory["runs"].items():
+        print(
+            f"  {int(lists):>10,} lists: {row['rows'] or 0:>10,} rows, "
+            f"{_num(row['rows_per_s'], 0):>8} rows/s, {row['wall_s']:7.1f}s wall, "
+            f"peak RSS {row['peak_rss_mb']:7.0f} MB"
+        )
+    verdict = "ok" if memory["within_target"] else "OVER TARGET"
+    growth, target = memory["growth_mb"], memory["target_mb"]
+    print(f"  growth {growth:.0f} MB (target ≤ {target:.0f} MB): {verdict}")
+
+
+def tenant_json(result: TenantResult) -> dict[str, Any]:
+    def run_json(run: SyncRun) -> dict[str, Any]:
+        data = asdict(run)
+        for name, c in run.collections.items():
+            data["collections"][name]["rows_per_s"] = c.rate
+        return data
+
+    raw_total = sum(result.raw_s.values()) if len(result.raw_s) == len(GROUPS) else None
+    groups = {g: run_json(run) for g, run in result.groups.items()}
+    for group, data in groups.items():
+        data["raw_s"] = result.raw_s.get(group)
+        data["ratio"] = _ratio(result.groups[group].wall_s, result.raw_s.get(group))
+    return {
+        "scale": result.scale,
+        "latency_ms": result.latency_ms,
+        "full": {**run_json(result.full), "raw_s": raw_total},
+        "full_ratio": _ratio(result.full.wall_s, raw_total),
+        "groups": groups,
+        "incremental": run_json(result.incremental),
+        "incremental_targets": result.incremental_targets(),
+    }
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--scales", default="medium,large")
+    parser.add_argument("--latencies", default="0,30", help="Emulator latencies in ms.")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--memory-lists", default="100000,1000000", help="List counts.")
+    parser.add_argument("--quick", action="store_true", help="Only medium at 0 ms, no memory.")
+    parser.add_argument("--concurrency", type=int, default=5)
+    serve_group = parser.add_argument_group("emulator launcher (internal)")
+    serve_group.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    serve_group.add_argument("--scale", default="small", help=argparse.SUPPRESS)
+    serve_group.add_argument("--latency-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    serve_group.add_argument("--lists", type=int, default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def main() -> None:
+    args = parse_args()
+    if args.serve:
+        serve(args.scale, args.latency_ms, args.lists)
+        return
+    scales, latencies = _split(args.scales), [float(x) for x in _split(args.latencies)]
+    if args.quick:
+        scales, latencies = ["medium"], [0.0]
+    memory_on = not args.quick if args.memory is None else args.memory
+    options = Options(args.concurrency, sync_has_concurrency())
+    if not options.pass_concurrency:
+        note("`sfmc-source sync` has no --concurrency yet: the sync runs at its default")
+    results = [bench_tenant(s, latency, options) for s in scales for latency in latencies]
+    list_counts = [int(n) for n in _split(args.memory_lists)]
+    memory = bench_memory(list_counts, options) if memory_on else None
+    print_tables(results, memory)
+    RESULTS.parent.mkdir(exist_ok=True)
+    report = {
+        "concurrency": options.concurrency,
+        "concurrency_passed_to_sync": options.pass_concurrency,
+        "tenants": [tenant_json(result) for result in results],
+        "memory": memory,
+    }
+    RESULTS.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
