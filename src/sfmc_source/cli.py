@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -22,6 +23,10 @@ from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, RestOptions, 
 from sfmc_source.emulator.auth import READ_SCOPES
 from sfmc_source.errors import SfmcError
 from sfmc_source.specs import COLLECTIONS, Collection
+
+# Where Airflow is installed, dlt asks its metadata database for settings on every pipeline
+# (about 2 s). The command line takes its settings from flags, environment and --config.
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 
 # DuckDB names a file's catalog after the file, and a catalog and a schema of the same name
 # make every two-part table name ambiguous, so the default file is not called sfmc.duckdb.

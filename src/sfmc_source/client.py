@@ -242,8 +242,10 @@ class SfmcClient:
         label: str,
         what: str,
     ) -> Iterator[list[dict[str, str | None]]]:
-        request_id: str | None = None
-        while True:
+        """The pages of one Retrieve. While the caller handles a page, the next one is already
+        being fetched and parsed: SFMC builds it while we load."""
+
+        def fetch(request_id: str | None) -> soap.RetrievePage:
             envelope = soap.retrieve_envelope(
                 TOKEN_PLACEHOLDER, object_type, properties, where, continue_request=request_id
             )
@@ -258,10 +260,16 @@ class SfmcClient:
             if request_id is not None and page.status.startswith(EXPIRED_CONTINUATION):
                 raise _LostContinuation(page.status)
             soap.raise_for_status(page, object_type)
-            yield page.rows
-            if not page.more:
-                return
-            request_id = page.request_id
+            return page
+
+        with ThreadPoolExecutor(1, thread_name_prefix="sfmc-source-retrieve") as ahead:
+            page = fetch(None)
+            while True:
+                following = ahead.submit(fetch, page.request_id) if page.more else None
+                yield page.rows
+                if following is None:
+                    return
+                page = following.result()
 
     def describe(self, object_type: str, label: str = "") -> dict[str, soap.DescribedProperty]:
         envelope = soap.describe_envelope(TOKEN_PLACEHOLDER, object_type)

@@ -17,7 +17,7 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
@@ -51,6 +51,11 @@ EVERYTHING = (datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UT
 Cursor = dlt.sources.incremental[datetime]
 CAMPAIGN_ORDER = {"$orderBy": "ModifiedDate DESC"}
 PAGE_SIZE = 50
+# dlt's cost is per item, not per row: pages reach it in batches. Campaign batches also set
+# how many asset requests can run at once.
+ROWS_BATCH = 10_000
+CAMPAIGNS_BATCH = 500
+VERSIONS_BATCH = 1_000
 _UNRETRIEVABLE = re.compile(r"Request Property\(s\) (.+?) do not match")
 Table: TypeAlias = pa.Table
 
@@ -82,8 +87,9 @@ def sfmc_source(
     campaigns_cursor, lists_cursor = _cursor(full_refresh), _cursor(full_refresh)
 
     def campaigns(updated: Cursor = campaigns_cursor) -> Iterator[Table]:
-        for page in reader.campaigns(None if full_refresh else updated.start_value):
-            yield counted("campaigns", page)
+        pages = reader.campaigns(None if full_refresh else updated.start_value)
+        for batch in _batches(pages, CAMPAIGNS_BATCH):
+            yield counted("campaigns", pa.concat_tables(batch))
 
     def campaign_assets(page: Table) -> Table | None:
         # campaign id → the modified_date its assets were read at, for the overlap's campaigns
@@ -97,11 +103,12 @@ def sfmc_source(
         if full_refresh or "refused_properties" not in state:
             state["refused_properties"] = reader.refused_list_properties()
         since = None if full_refresh else updated.start_value
-        for page in reader.lists(since, state["refused_properties"]):
-            yield counted("lists", page)
+        for batch in _batches(reader.lists(since, state["refused_properties"]), ROWS_BATCH):
+            yield counted("lists", pa.concat_tables(batch))
 
     def journey_versions() -> Iterator[list[dict[str, Any]]]:
-        yield from reader.journey_versions()
+        for batch in _batches(reader.journey_versions(), VERSIONS_BATCH):
+            yield [version for page in batch for version in page]
 
     def interactions(page: list[dict[str, Any]]) -> Table:
         return counted("interactions", reader.interactions(page))
@@ -292,6 +299,20 @@ def rest_pages(
         if count is None or seen >= count:
             return
         page, previous = page + 1, items
+
+
+def _batches(pages: Iterable[Sized], at_least: int) -> Iterator[list[Any]]:
+    """Consecutive pages grouped until a group holds ``at_least`` rows."""
+    batch: list[Any] = []
+    size = 0
+    for page in pages:
+        batch.append(page)
+        size += len(page)
+        if size >= at_least:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _envelope(body: Any, path: str) -> tuple[list[Any], int | None]:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sfmc_source.client import DEFAULT_CONCURRENCY, SfmcClient, credentials_from
@@ -27,6 +28,9 @@ from sfmc_source.source import sfmc_source
 from sfmc_source.specs import COLLECTIONS
 from sfmc_source.timefmt import SYSTEM_TIME
 
+# DuckDB runs inside this process; without a cap a merge of a million rows takes gigabytes.
+# Beyond the cap it spills to a temporary file beside the database.
+DUCKDB_MEMORY_LIMIT = "256MB"
 # Collections loaded together: a child is read from what its parent read.
 GROUPS = (("campaigns", "campaign_assets"), ("lists",), ("interactions", "goals"))
 
@@ -50,7 +54,8 @@ def destination_for(url: str) -> Destination[Any, Any]:
     """``duckdb:///path``, ``postgresql://user:pass@host:port/db`` or a dlt destination name."""
     scheme = urlsplit(url).scheme
     if scheme == "duckdb":
-        return dlt.destinations.duckdb(_duckdb_path(url))
+        config = {"memory_limit": DUCKDB_MEMORY_LIMIT}
+        return dlt.destinations.duckdb(DuckDbCredentials(_duckdb_path(url), global_config=config))
     if scheme in ("postgresql", "postgres"):
         return dlt.destinations.postgres(credentials=_with_password(url))
     if scheme:
