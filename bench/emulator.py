@@ -93,7 +93,7 @@ def soap_pages(env: dict[str, str]) -> dict[str, float]:
 
         def sweep() -> tuple[float, list[float]]:
             first, body = call(f"<ObjectType>List</ObjectType>{props}{since}")
-            times = []
+            times: list[float] = []
             while b"MoreDataAvailable" in body and len(times) < 20:
                 request_id = body.split(b"<RequestID>")[1].split(b"</RequestID>")[0].decode()
                 elapsed, body = call(f"<ContinueRequest>{request_id}</ContinueRequest>")

@@ -9,6 +9,8 @@ so only the sync's memory and CPU are measured. Against it:
 - one sync per collection group on a fresh destination, for each group's wall time and peak RSS;
 - a raw baseline: the same pages fetched by a bare httpx loop at the same concurrency, with no
   parsing or loading, and the ratio of sync ÷ raw per group and for the whole run.
+- with latency, the campaigns group again one request at a time (``--concurrency 1``): the
+  concurrent run must take at most a fifth of that.
 
 With ``--memory`` (on unless ``--quick``), a lists-only sync against 100,000 and then 1,000,000
 lists: peak RSS must grow by at most 50 MB. Prints tables and writes bench/results/sync.json.
@@ -49,17 +51,13 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "lists": ("lists",),
     "interactions,goals": ("interactions", "goals"),
 }
+ASSETS_GROUP = "campaigns,campaign_assets"
+ASSETS_TARGET = 0.2  # concurrent ÷ one at a time, with latency
 PAGE_SIZE = 50
 SOAP_BATCH = 2_500
 MEMORY_TARGET_MB = 50.0
 RESULTS = Path(__file__).parent / "results" / "sync.json"
 MORE_DATA = b"<OverallStatus>MoreDataAvailable</OverallStatus>"
-
-
-@dataclass
-class Options:
-    concurrency: int
-    pass_concurrency: bool  # whether `sfmc-source sync` has --concurrency yet
 
 
 @dataclass
@@ -103,6 +101,8 @@ class TenantResult:
     incremental: SyncRun
     groups: dict[str, SyncRun]
     raw_s: dict[str, float] = field(default_factory=dict)
+    # With latency: the campaigns group one request at a time, to compare with concurrency.
+    sequential: SyncRun | None = None
 
     def incremental_targets(self) -> dict[str, int]:
         versions = self.full.collections.get("interactions")
@@ -173,25 +173,16 @@ def sfmc_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "sfmc_source"]
 
 
-def sync_has_concurrency() -> bool:
-    help_text = subprocess.run(
-        [*sfmc_command(), "sync", "--help"], capture_output=True, text=True, check=False
-    ).stdout
-    return "--concurrency" in help_text
-
-
-def sync_command(workdir: Path, options: Options, collections: Sequence[str]) -> list[str]:
+def sync_command(workdir: Path, concurrency: int, collections: Sequence[str]) -> list[str]:
     command = [*sfmc_command(), "sync", "--destination", f"duckdb:///{workdir / 'w.duckdb'}"]
-    command += ["--schema", "sfmc", "--log-format", "json"]
+    command += ["--schema", "sfmc", "--log-format", "json", "--concurrency", str(concurrency)]
     if collections:
         command += ["--collections", ",".join(collections)]
-    if options.pass_concurrency:
-        command += ["--concurrency", str(options.concurrency)]
     return command
 
 
 def run_sync(
-    env: dict[str, str], workdir: Path, options: Options, collections: Sequence[str] = ()
+    env: dict[str, str], workdir: Path, concurrency: int, collections: Sequence[str] = ()
 ) -> SyncRun:
     """One sync process into ``workdir``: its wall time, peak RSS (wait4) and events."""
     environ = {
@@ -200,7 +191,7 @@ def run_sync(
         "DLT_DATA_DIR": str(workdir / "dlt"),  # as root, dlt would use /var/dlt
         "RUNTIME__DLTHUB_TELEMETRY": "false",
     }
-    command = sync_command(workdir, options, collections)
+    command = sync_command(workdir, concurrency, collections)
     with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=environ) as p:
@@ -220,9 +211,9 @@ def run_sync(
     return run
 
 
-def run_fresh_sync(env: dict[str, str], options: Options, collections: Sequence[str]) -> SyncRun:
+def run_fresh_sync(env: dict[str, str], concurrency: int, collections: Sequence[str]) -> SyncRun:
     with tempfile.TemporaryDirectory(prefix="sfmc-bench-") as tmp:
-        return run_sync(env, Path(tmp), options, collections)
+        return run_sync(env, Path(tmp), concurrency, collections)
 
 
 def parse_events(stdout: bytes) -> tuple[dict[str, Collected], int | None, list[str]]:
@@ -352,30 +343,34 @@ def raw_baseline(env: dict[str, str], concurrency: int) -> dict[str, float]:
 # --- the runs ---------------------------------------------------------------------------------
 
 
-def bench_tenant(scale: str, latency_ms: float, options: Options) -> TenantResult:
+def bench_tenant(scale: str, latency_ms: float, concurrency: int) -> TenantResult:
     note(f"{scale} at {latency_ms:g} ms: starting the emulator")
     with emulator(scale, latency_ms) as env:
         with tempfile.TemporaryDirectory(prefix="sfmc-bench-") as tmp:
-            full = run_sync(env, Path(tmp), options)
+            full = run_sync(env, Path(tmp), concurrency)
             note(f"  full sync {full.wall_s:.1f}s, {full.peak_rss_mb:.0f} MB")
-            incremental = run_sync(env, Path(tmp), options)
+            incremental = run_sync(env, Path(tmp), concurrency)
             note(f"  no-change sync {incremental.wall_s:.1f}s")
         groups: dict[str, SyncRun] = {}
         for group, names in GROUPS.items():
-            groups[group] = run_fresh_sync(env, options, names)
+            groups[group] = run_fresh_sync(env, concurrency, names)
             note(f"  {group} sync {groups[group].wall_s:.1f}s")
-        raw = raw_baseline(env, options.concurrency)
+        raw = raw_baseline(env, concurrency)
         note(f"  raw fetch {sum(raw.values()):.1f}s")
-    return TenantResult(scale, latency_ms, full, incremental, groups, raw)
+        sequential = None
+        if latency_ms and concurrency > 1:
+            sequential = run_fresh_sync(env, 1, GROUPS[ASSETS_GROUP])
+            note(f"  {ASSETS_GROUP} sync one request at a time {sequential.wall_s:.1f}s")
+    return TenantResult(scale, latency_ms, full, incremental, groups, raw, sequential)
 
 
-def bench_memory(list_counts: Sequence[int], options: Options) -> dict[str, Any]:
+def bench_memory(list_counts: Sequence[int], concurrency: int) -> dict[str, Any]:
     """Peak RSS of a lists-only sync at each list count, and its growth first → last."""
     runs: dict[int, SyncRun] = {}
     for lists in list_counts:
         note(f"memory: {lists:,} lists: starting the emulator")
         with emulator("small", 0, lists) as env:
-            runs[lists] = run_fresh_sync(env, options, ("lists",))
+            runs[lists] = run_fresh_sync(env, concurrency, ("lists",))
         note(f"  lists sync {runs[lists].wall_s:.1f}s, {runs[lists].peak_rss_mb:.0f} MB")
     peaks = [run.peak_rss_mb for run in runs.values()]
     growth = peaks[-1] - peaks[0]
@@ -479,11 +474,22 @@ def print_tables(results: Sequence[TenantResult], memory: dict[str, Any] | None)
     for result in results:
         for cells in collection_rows(result):
             print(table_line(cells))
+    print(f"\n{ASSETS_GROUP} with latency: concurrent ÷ one at a time (target ≤ {ASSETS_TARGET})")
+    for result in results:
+        if result.sequential is not None:
+            print(f"  {result.scale} at {result.latency_ms:g} ms: {concurrency_text(result)}")
     print("\nno-change sync: requests (target)")
     for result in results:
         print(f"  {result.scale} at {result.latency_ms:g} ms: {incremental_text(result)}")
     if memory is not None:
         print_memory(memory)
+
+
+def concurrency_text(result: TenantResult) -> str:
+    concurrent, sequential = result.groups[ASSETS_GROUP], result.sequential
+    assert sequential is not None
+    ratio = _ratio(concurrent.wall_s, sequential.wall_s)
+    return f"{concurrent.wall_s:.1f}s ÷ {sequential.wall_s:.1f}s = {_num(ratio, 2)}"
 
 
 def incremental_text(result: TenantResult) -> str:
@@ -527,6 +533,7 @@ def tenant_json(result: TenantResult) -> dict[str, Any]:
         "groups": groups,
         "incremental": run_json(result.incremental),
         "incremental_targets": result.incremental_targets(),
+        "one_at_a_time": run_json(result.sequential) if result.sequential else None,
     }
 
 
@@ -566,17 +573,14 @@ def main() -> None:
     if args.quick:
         scales, latencies = ["medium"], [0.0]
     memory_on = not args.quick if args.memory is None else args.memory
-    options = Options(args.concurrency, sync_has_concurrency())
-    if not options.pass_concurrency:
-        note("`sfmc-source sync` has no --concurrency yet: the sync runs at its default")
-    results = [bench_tenant(s, latency, options) for s in scales for latency in latencies]
+    concurrency = args.concurrency
+    results = [bench_tenant(s, latency, concurrency) for s in scales for latency in latencies]
     list_counts = [int(n) for n in _split(args.memory_lists)]
-    memory = bench_memory(list_counts, options) if memory_on else None
+    memory = bench_memory(list_counts, concurrency) if memory_on else None
     print_tables(results, memory)
     RESULTS.parent.mkdir(exist_ok=True)
     report = {
-        "concurrency": options.concurrency,
-        "concurrency_passed_to_sync": options.pass_concurrency,
+        "concurrency": concurrency,
         "tenants": [tenant_json(result) for result in results],
         "memory": memory,
     }

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -161,19 +161,22 @@ class SfmcClient:
         self.close()
 
     def map(self, fetch: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
-        """``fetch`` of each item, in order, with up to ``concurrency`` requests in flight. The
-        first failure is raised once the fetches already running end; the rest never start."""
+        """``fetch`` of each item, in order, with up to ``concurrency`` requests in flight. On
+        the first failure the fetches not yet started never start; it is raised once the
+        running ones end."""
         workers = min(self.throttle.limit, len(items))
         if workers <= 1:
             return [fetch(item) for item in items]
         with ThreadPoolExecutor(workers, thread_name_prefix="sfmc-source") as pool:
             futures = [pool.submit(fetch, item) for item in items]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                for future in futures:
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            errors = (f.exception() for f in futures if f in done)
+            failure = next((error for error in errors if error is not None), None)
+            if failure is not None:
+                for future in pending:
                     future.cancel()
-                raise
+                raise failure
+            return [future.result() for future in futures]
 
     # ---- REST ---------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ def table(
         if soap:
             raw = [record.get(column.source) for record in records]
         else:
-            raw = [dig(record, column.source) for record in records]
+            raw = _dig_all(records, column.source)
         try:
             arrays.append(_array(raw, column.type, soap, naive_zone))
         except (TypeError, ValueError) as exc:
@@ -133,13 +133,13 @@ def _cast_text(raw: list[Any], kind: str, naive_zone: timezone) -> pa.Array[Any]
     return pc.subtract(local, shift).cast(ARROW_TYPES["timestamp"])
 
 
-def dig(record: Mapping[str, Any], path: str) -> Any:
-    value: Any = record
+def _dig_all(records: Sequence[Mapping[str, Any]], path: str) -> list[Any]:
+    """The value at a dotted ``path`` in each record (``None`` where the path breaks off),
+    one step at a time over all records."""
+    values: list[Any] = list(records)
     for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
+        values = [v.get(part) if isinstance(v, Mapping) else None for v in values]
+    return values
 
 
 def convert(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from datetime import UTC, datetime, timedelta, timezone
@@ -29,6 +30,9 @@ os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.schema.typing import MERGE_DISPOSITION_HINTS
+from dlt.extract.hints import make_hints
+from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
 from sfmc_source import rows, soap
@@ -98,13 +102,18 @@ def sfmc_source(
         _forget_older(seen, OVERLAP * 2)
         return None if assets is None else counted("campaign_assets", assets)
 
-    def lists(updated: Cursor = lists_cursor) -> Iterator[Table]:
+    def lists(updated: Cursor = lists_cursor) -> Iterator[Table | DataItemWithMeta]:
         state = dlt.current.resource_state()
         if full_refresh or "refused_properties" not in state:
             state["refused_properties"] = reader.refused_list_properties()
         since = None if full_refresh else updated.start_value
+        ids = _IdLog()
         for batch in _batches(reader.lists(since, state["refused_properties"]), ROWS_BATCH):
-            yield counted("lists", pa.concat_tables(batch))
+            page = pa.concat_tables(batch)
+            ids.add(page["id"])
+            yield counted("lists", page)
+        if ids.repeats():  # a restarted Retrieve yields its first pages again
+            yield dlt.mark.with_hints(_EMPTY_LISTS, make_hints(additional_table_hints=DEDUPLICATE))
 
     def journey_versions() -> Iterator[list[dict[str, Any]]]:
         for batch in _batches(reader.journey_versions(), VERSIONS_BATCH):
@@ -123,7 +132,9 @@ def sfmc_source(
         "campaign_assets": _transformer(
             CAMPAIGN_ASSETS, campaign_assets, parent, "delete-insert", merge_key="campaign_id"
         ).apply_hints(columns=[DELETED_HINT]),
-        "lists": _resource(LISTS, lists, "merge"),
+        "lists": _resource(LISTS, lists, "merge").apply_hints(
+            additional_table_hints={DEDUPLICATED: True}
+        ),
         "interactions": _transformer(INTERACTIONS, interactions, versions, "merge"),
         "goals": _transformer(GOALS, goals, versions, "replace"),
     }
@@ -330,6 +341,36 @@ def _envelope(body: Any, path: str) -> tuple[list[Any], int | None]:
 DELETED = "_sfmc_deleted"
 DELETED_HINT: Any = {"name": DELETED, "data_type": "bool", "nullable": True, "hard_delete": True}
 LISTS_SOURCES = [c.source for c in LISTS.columns]
+# A merge deduplicates its staged rows by primary key: for a million rows that costs a window
+# over all of them (most of the load's time and memory). Lists arrive unique unless a Retrieve
+# restarted, which the ids they came with tell; only then is the dedup asked for again.
+DEDUPLICATED = MERGE_DISPOSITION_HINTS[
+    "deduplicated"
+]  # dlt's table hint for "staged rows are unique"
+DEDUPLICATE: Any = {DEDUPLICATED: False}
+_EMPTY_LISTS = rows.arrow_schema(LISTS).empty_table()
+
+
+class _IdLog:
+    """The ids of every page loaded, kept in a temporary file (held in memory, even a copy
+    of them pins the pages' memory) until the last page tells whether any came twice."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115  # open across pages; repeats() closes it
+
+    def add(self, ids: pa.ChunkedArray[Any]) -> None:
+        for chunk in ids.chunks:
+            values = chunk.buffers()[1]
+            assert values is not None
+            self.file.write(memoryview(values)[chunk.offset * 8 : (chunk.offset + len(chunk)) * 8])
+
+    def repeats(self) -> bool:
+        with self.file:
+            self.file.seek(0)
+            data = pa.py_buffer(self.file.read())
+        every = pa.Array.from_buffers(pa.int64(), len(data) // 8, [None, data])
+        return bool(pc.count_distinct(every).as_py() < len(every))
+
 
 ASSETS_SCHEMA = rows.arrow_schema(CAMPAIGN_ASSETS).append(pa.field(DELETED, pa.bool_()))
 

@@ -30,7 +30,7 @@ from sfmc_source.timefmt import SYSTEM_TIME
 
 # DuckDB runs inside this process; without a cap a merge of a million rows takes gigabytes.
 # Beyond the cap it spills to a temporary file beside the database.
-DUCKDB_MEMORY_LIMIT = "256MB"
+DUCKDB_MEMORY_LIMIT = "64MB"
 # Collections loaded together: a child is read from what its parent read.
 GROUPS = (("campaigns", "campaign_assets"), ("lists",), ("interactions", "goals"))
 

@@ -1,0 +1,388 @@
+"""How many requests the client keeps in flight: the ``Throttle`` (at most ``limit``, halved on
+each 429, won back one slot per ``allowed`` successes in a row) and ``SfmcClient.map``, which
+fetches items concurrently behind it, in order, stopping at the first failure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sfmc_source.client import Credentials, RetryPolicy, SfmcClient, Throttle
+from sfmc_source.emulator import Emulator, Faults, Sizes
+from sfmc_source.emulator.messages import Request, Response
+from sfmc_source.errors import ConfigError
+
+FAST = RetryPolicy(tries=8, base_delay=0.001, max_delay=0.01)
+ASSETS = "GET /hub/v1/campaigns/{id}/assets"
+NOWHERE = Credentials("id", "secret", "http://127.0.0.1:9")  # map alone never authenticates
+
+
+class InFlight:
+    """Counts calls running at once and remembers the most there ever were."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self.now -= 1
+
+
+def cycle(throttle: Throttle, throttled: bool = False, times: int = 1) -> None:
+    """``times`` requests through the throttle, one after another."""
+    for _ in range(times):
+        throttle.acquire()
+        throttle.release(throttled=throttled)
+
+
+def started_thread(target: Callable[[], Any]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def acquiring(throttle: Throttle) -> tuple[threading.Thread, threading.Event]:
+    """A thread waiting for a slot, and the event it sets once it has one."""
+    got = threading.Event()
+
+    def acquire() -> None:
+        throttle.acquire()
+        got.set()
+
+    return started_thread(acquire), got
+
+
+# ---- Throttle -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_throttle_needs_at_least_one_slot(limit: int) -> None:
+    with pytest.raises(ConfigError, match="concurrency must be at least 1"):
+        Throttle(limit)
+    with pytest.raises(ConfigError, match="concurrency must be at least 1"):
+        SfmcClient(NOWHERE, concurrency=limit)
+
+
+def test_a_throttle_starts_with_every_slot_allowed() -> None:
+    throttle = Throttle(5)
+    assert (throttle.limit, throttle.allowed) == (5, 5)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 5])
+def test_never_more_than_limit_are_in_flight(limit: int) -> None:
+    throttle, in_flight = Throttle(limit), InFlight()
+
+    def hammer() -> None:
+        for _ in range(40):
+            throttle.acquire()
+            try:
+                with in_flight:
+                    time.sleep(0.0005)
+            finally:
+                throttle.release(throttled=False)
+
+    threads = [started_thread(hammer) for _ in range(limit * 3)]
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+    assert in_flight.most == limit
+    assert in_flight.now == 0
+    assert throttle.allowed == limit
+
+
+def test_an_acquire_beyond_the_allowance_waits_for_a_release() -> None:
+    throttle = Throttle(2)
+    throttle.acquire()
+    throttle.acquire()
+    waiter, got = acquiring(throttle)
+
+    assert not got.wait(0.1)
+    throttle.release(throttled=False)
+    assert got.wait(5)
+    waiter.join(5)
+
+
+def test_a_throttled_release_halves_the_allowance_down_to_one() -> None:
+    throttle = Throttle(10)
+    seen = []
+    for _ in range(5):
+        cycle(throttle, throttled=True)
+        seen.append(throttle.allowed)
+    assert seen == [5, 2, 1, 1, 1]
+    assert throttle.limit == 10
+
+
+def test_as_many_successes_in_a_row_as_allowed_win_one_slot_back_up_to_the_limit() -> None:
+    throttle = Throttle(4)
+    cycle(throttle, throttled=True, times=3)
+    assert throttle.allowed == 1
+    steps = []
+    for _ in range(14):
+        cycle(throttle)
+        steps.append(throttle.allowed)
+    # 1 success wins the 2nd slot, 2 more the 3rd, 3 more the 4th; then the limit holds
+    assert steps == [2, 2, 3, 3, 3, 4, *[4] * 8]
+
+
+def test_a_429_restarts_the_streak() -> None:
+    throttle = Throttle(8)
+    cycle(throttle, throttled=True)
+    assert throttle.allowed == 4
+    cycle(throttle, times=3)  # one short of winning a slot
+    assert throttle.allowed == 4
+    cycle(throttle, throttled=True)
+    assert throttle.allowed == 2
+    cycle(throttle)  # the earlier streak does not count
+    assert throttle.allowed == 2
+    cycle(throttle)
+    assert throttle.allowed == 3
+
+
+def test_a_halved_allowance_holds_back_new_requests_while_more_are_in_flight() -> None:
+    throttle = Throttle(4)
+    for _ in range(4):
+        throttle.acquire()
+    throttle.release(throttled=True)  # 3 in flight, 2 allowed
+    assert throttle.allowed == 2
+    waiter, got = acquiring(throttle)
+
+    throttle.release(throttled=False)  # 2 in flight: still none free
+    assert not got.wait(0.1)
+    throttle.release(throttled=False)  # 1 in flight
+    assert got.wait(5)
+    waiter.join(5)
+
+
+# ---- SfmcClient.map, no server -------------------------------------------------------------
+
+
+@pytest.fixture
+def offline() -> Iterator[Callable[[int], SfmcClient]]:
+    clients: list[SfmcClient] = []
+
+    def make(concurrency: int) -> SfmcClient:
+        client = SfmcClient(NOWHERE, retry=FAST, concurrency=concurrency)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+class Boom(Exception):
+    pass
+
+
+def test_map_returns_results_in_input_order(offline: Callable[[int], SfmcClient]) -> None:
+    client = offline(4)
+    items = list(range(24))
+
+    def fetch(n: int) -> str:
+        time.sleep((23 - n) % 5 * 0.004)  # later items tend to finish first
+        return f"r{n}"
+
+    assert client.map(fetch, items) == [f"r{n}" for n in items]
+    assert client.map(fetch, []) == []
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 5])
+def test_map_runs_at_most_concurrency_fetches_at_once(
+    offline: Callable[[int], SfmcClient], concurrency: int
+) -> None:
+    client, in_flight = offline(concurrency), InFlight()
+
+    def fetch(n: int) -> int:
+        with in_flight:
+            time.sleep(0.01)
+        return n
+
+    assert client.map(fetch, list(range(20))) == list(range(20))
+    assert in_flight.most == concurrency
+
+
+def test_map_with_concurrency_one_fetches_on_the_calling_thread_in_order(
+    offline: Callable[[int], SfmcClient],
+) -> None:
+    client, calls = offline(1), []
+
+    def fetch(n: int) -> int:
+        calls.append((n, threading.current_thread()))
+        return n * 2
+
+    assert client.map(fetch, [3, 1, 2]) == [6, 2, 4]
+    assert calls == [(n, threading.current_thread()) for n in (3, 1, 2)]
+
+
+def test_map_raises_the_failure_and_never_starts_the_rest(
+    offline: Callable[[int], SfmcClient],
+) -> None:
+    client = offline(3)
+    started: list[int] = []
+    finished: list[int] = []
+    lock = threading.Lock()
+    failure = Boom("item 0 failed")
+
+    def fetch(n: int) -> int:
+        with lock:
+            started.append(n)
+        if n == 0:
+            raise failure
+        time.sleep(0.1)
+        with lock:
+            finished.append(n)
+        return n
+
+    with pytest.raises(Boom) as caught:
+        client.map(fetch, list(range(20)))
+
+    assert caught.value is failure
+    # 1 and 2 were running with 0; the worker 0 freed may take item 3 before the failure
+    # is seen; nothing later ever starts, and what was running ran to its end first.
+    assert sorted(started)[:3] == [0, 1, 2]
+    assert set(started) <= {0, 1, 2, 3}
+    assert sorted(finished) == sorted(set(started) - {0})
+    time.sleep(0.2)
+    assert set(started) <= {0, 1, 2, 3}
+
+
+def test_map_stops_starting_fetches_once_one_failed_even_behind_a_slow_one(
+    offline: Callable[[int], SfmcClient],
+) -> None:
+    """Item 1 fails at once while item 0 is still running: the items after them must not
+    start ("the rest never start"), whatever order the running ones end in."""
+    client = offline(3)
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def fetch(n: int) -> int:
+        with lock:
+            started.append(n)
+        if n == 1:
+            raise Boom("item 1 failed")
+        time.sleep(0.3 if n == 0 else 0.02)
+        return n
+
+    with pytest.raises(Boom, match="item 1 failed"):
+        client.map(fetch, list(range(20)))
+
+    # 0, 1 and 2 start together; at most the one slot item 1 freed may take item 3 before
+    # the failure is seen (as when item 0 fails).
+    assert set(started) <= {0, 1, 2, 3}, sorted(started)
+
+
+# ---- SfmcClient.map against the emulator -----------------------------------------------------
+
+
+@pytest.fixture
+def connect(emulator_factory: Callable[..., Emulator]) -> Iterator[Callable[..., SfmcClient]]:
+    clients: list[SfmcClient] = []
+
+    def make(emulator: Emulator, concurrency: int) -> SfmcClient:
+        creds = Credentials(
+            emulator.config.client_id, emulator.config.client_secret, emulator.auth_url
+        )
+        client = SfmcClient(creds, retry=FAST, timeout=5, concurrency=concurrency)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def server_in_flight(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> InFlight:
+    """Count the API requests the emulator is answering at once (token requests aside)."""
+    in_flight, handle = InFlight(), emulator.app.handle
+
+    def counted(request: Request) -> Response:
+        if request.path == "/v2/token":
+            return handle(request)
+        with in_flight:
+            return handle(request)
+
+    monkeypatch.setattr(emulator.app, "handle", counted)
+    return in_flight
+
+
+def asset_ids(body: Any) -> list[str]:
+    return [item["id"] for item in body["items"]]
+
+
+def test_map_keeps_at_most_concurrency_requests_in_flight_at_the_server(
+    emulator_factory: Callable[..., Emulator],
+    connect: Callable[..., SfmcClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    latency = 0.05
+    emulator = emulator_factory(
+        sizes=Sizes(campaigns=20, assets_per_campaign=2, lists=1, journeys=1),
+        faults=Faults(latency_ms=latency * 1000),
+    )
+    unit = emulator.app.unit()
+    campaigns = sorted(unit.campaigns, key=int)
+    assert len(campaigns) == 20
+    client = connect(emulator, concurrency=5)
+    client.auth.token()
+    in_flight = server_in_flight(emulator, monkeypatch)
+
+    started = time.monotonic()
+    bodies = client.map(lambda c: client.get_json(f"hub/v1/campaigns/{c}/assets"), campaigns)
+    elapsed = time.monotonic() - started
+
+    assert [asset_ids(b) for b in bodies] == [
+        [a.fields["id"] for a in unit.assets[c]] for c in campaigns
+    ]
+    assert in_flight.most == 5
+    assert emulator.app.log.count(ASSETS) == 20
+    # 20 requests of 50 ms, 5 at a time: four rounds, far from twenty
+    assert 4 * latency <= elapsed < 10 * latency, elapsed
+
+
+def test_map_backs_off_on_429_and_still_returns_every_result(
+    emulator_factory: Callable[..., Emulator],
+    connect: Callable[..., SfmcClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emulator = emulator_factory(
+        sizes=Sizes(campaigns=40, assets_per_campaign=2, lists=1, journeys=1),
+        faults=Faults(latency_ms=5, rate_limit_every=4, retry_after=0),
+    )
+    unit, log = emulator.app.unit(), emulator.app.log
+    campaigns = sorted(unit.campaigns, key=int)
+    client = connect(emulator, concurrency=5)
+    client.auth.token()
+    in_flight = server_in_flight(emulator, monkeypatch)
+
+    bodies = client.map(lambda c: client.get_json(f"hub/v1/campaigns/{c}/assets"), campaigns)
+
+    assert [asset_ids(b) for b in bodies] == [
+        [a.fields["id"] for a in unit.assets[c]] for c in campaigns
+    ]
+    throttled = log.count(ASSETS, status=429)
+    assert throttled > 0
+    assert log.count(ASSETS, status=200) == len(campaigns)
+    assert log.count(ASSETS) == len(campaigns) + throttled
+    assert client.retries == throttled
+    # every 4th request is a 429: three successes never win the allowance back past 3
+    assert 1 <= client.throttle.allowed <= 3
+    assert client.throttle.limit == 5
+    assert in_flight.most <= 5
+
+    # once SFMC stops throttling, successes win every slot back
+    emulator.app.faults.rate_limit_every = 0
+    log.clear()
+    client.map(lambda c: client.get_json(f"hub/v1/campaigns/{c}/assets"), campaigns)
+    assert log.count(ASSETS, status=200) == len(campaigns)
+    assert client.throttle.allowed == 5
