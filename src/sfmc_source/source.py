@@ -82,8 +82,8 @@ def sfmc_source(
     counts = Counter[str]() if row_counts is None else row_counts
 
     def counted(name: str, page: Table) -> Table:
-        deleted = pc.sum(page[DELETED]).as_py() or 0 if DELETED in page.column_names else 0
-        counts[name] += page.num_rows - deleted
+        markers = pc.sum(page[DELETED]).as_py() if DELETED in page.column_names else None
+        counts[name] += page.num_rows - (markers or 0)
         if on_rows is not None:
             on_rows(name)
         return page
@@ -344,16 +344,15 @@ LISTS_SOURCES = [c.source for c in LISTS.columns]
 # A merge deduplicates its staged rows by primary key: for a million rows that costs a window
 # over all of them (most of the load's time and memory). Lists arrive unique unless a Retrieve
 # restarted, which the ids they came with tell; only then is the dedup asked for again.
-DEDUPLICATED = MERGE_DISPOSITION_HINTS[
-    "deduplicated"
-]  # dlt's table hint for "staged rows are unique"
+# dlt's table hint for "the staged rows are unique by primary key"
+DEDUPLICATED = MERGE_DISPOSITION_HINTS["deduplicated"]
 DEDUPLICATE: Any = {DEDUPLICATED: False}
 _EMPTY_LISTS = rows.arrow_schema(LISTS).empty_table()
 
 
 class _IdLog:
-    """The ids of every page loaded, kept in a temporary file (held in memory, even a copy
-    of them pins the pages' memory) until the last page tells whether any came twice."""
+    """The (bigint) ids of every page loaded, kept in a temporary file (held in memory, even a
+    copy of them pins the pages' memory) until the last page tells whether any came twice."""
 
     def __init__(self) -> None:
         self.file = tempfile.TemporaryFile()  # noqa: SIM115  # open across pages; repeats() closes it
@@ -411,7 +410,3 @@ def _array(record: dict[str, Any], key: str) -> list[dict[str, Any]]:
             f"goals: {key} of interaction {record.get('id')} is not a list of objects"
         )
     return value
-
-
-def _after(instant: datetime | None, since: datetime) -> bool:
-    return instant is None or instant >= since

@@ -269,8 +269,10 @@ def run_sync_command(
     credentials = credentials_from(client_id, client_secret, subdomain, account_id, auth_url)
     _selected(collections)
     pipeline = pipeline_for(destination, schema)
-    client = SfmcClient(credentials, concurrency=concurrency)
-    with destination_lock(pipeline.pipeline_name), client:
+    with (
+        destination_lock(pipeline.pipeline_name),
+        SfmcClient(credentials, concurrency=concurrency) as client,
+    ):
         reporter = reporter_for(log_format, uuid.uuid4().hex, client.secrets, verbose)
         try:
             result = run_sync(
