@@ -2,8 +2,7 @@
 
 Each object is one row: its name, the scope its package needs, its properties in WSDL order
 (that is the order SFMC writes them) with their Describe data type, and where its records
-live. Subscriber, ListSubscriber, Send, the tracking events and data extensions are added as
-rows here.
+live (sfmc-api.md §3.9). Data extensions are still to come.
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ class SoapProperty:
     updatable: bool = True
     nillable: bool = False
     max_length: int | None = None
+    # Returned as a PartnerProperties Name/Value pair, not an element of its own (SentEvent).
+    pair: bool = False
 
     @property
     def parent(self) -> str | None:
@@ -61,6 +62,35 @@ def _client_properties() -> tuple[SoapProperty, ...]:
     )
 
 
+def _api_object(*retrievable: str) -> tuple[SoapProperty, ...]:
+    """APIObject's part, in WSDL order, for objects that let only ``retrievable`` of its plain
+    properties be retrieved (the ``Client`` children always can)."""
+    plain = (
+        ("CreatedDate", "DateTime"),
+        ("ModifiedDate", "DateTime"),
+        ("ID", "Int32"),
+        ("ObjectID", "String"),
+        ("CustomerKey", "String"),
+        ("Owner", "Owner"),
+        ("CorrelationID", "String"),
+        ("ObjectState", "String"),
+    )
+    return (
+        *_client_properties(),
+        SoapProperty("PartnerKey", "String", nillable=True, max_length=100),
+        SoapProperty("PartnerProperties", "APIProperty[]", retrievable=False),
+        *(
+            SoapProperty(
+                name,
+                kind,
+                retrievable=name in retrievable,
+                nillable=name in ("ObjectID", "ModifiedDate"),
+            )
+            for name, kind in plain
+        ),
+    )
+
+
 LIST = SoapObject(
     name="List",
     scope="list_and_subscribers_read",
@@ -87,7 +117,131 @@ LIST = SoapObject(
     rows=lambda unit: unit.lists.values(),
 )
 
-CATALOGUE: dict[str, SoapObject] = {obj.name: obj for obj in (LIST,)}
+SUBSCRIBER = SoapObject(
+    name="Subscriber",
+    scope="list_and_subscribers_read",
+    properties=(
+        # ModifiedDate is documented but not retrievable (a recorded Describe, §3.9)
+        *_api_object("CreatedDate", "ID"),
+        SoapProperty("EmailAddress", "String", max_length=254),
+        SoapProperty("Attributes", "Attribute[]", retrievable=False),
+        SoapProperty("SubscriberKey", "String", max_length=254),
+        SoapProperty("UnsubscribedDate", "DateTime", nillable=True),
+        SoapProperty("Status", "SubscriberStatus"),
+        SoapProperty("PartnerType", "String", retrievable=False),
+        SoapProperty("EmailTypePreference", "EmailType"),
+        SoapProperty("Lists", "SubscriberList[]", retrievable=False),
+        SoapProperty("Locale", "Locale", retrievable=False),
+    ),
+    rows=lambda unit: unit.subscribers.values(),
+)
+
+LIST_SUBSCRIBER = SoapObject(
+    name="ListSubscriber",
+    scope="list_and_subscribers_read",
+    properties=(
+        *_api_object("CreatedDate", "ModifiedDate", "ID"),
+        SoapProperty("Status", "SubscriberStatus"),
+        SoapProperty("ListID", "Int32"),
+        SoapProperty("SubscriberKey", "String", max_length=254),
+    ),
+    rows=lambda unit: unit.list_subscribers,
+)
+
+SEND = SoapObject(
+    name="Send",
+    scope="email_read",
+    properties=(
+        *_api_object("CreatedDate", "ModifiedDate", "ID"),
+        SoapProperty("SendDate", "DateTime", nillable=True),
+        SoapProperty("FromAddress", "String"),
+        SoapProperty("FromName", "String"),
+        SoapProperty("Duplicates", "Int32"),
+        SoapProperty("InvalidAddresses", "Int32"),
+        SoapProperty("ExistingUndeliverables", "Int32", retrievable=False),
+        SoapProperty("ExistingUnsubscribes", "Int32", retrievable=False),
+        SoapProperty("HardBounces", "Int32"),
+        SoapProperty("SoftBounces", "Int32"),
+        SoapProperty("OtherBounces", "Int32"),
+        SoapProperty("ForwardedEmails", "Int32"),
+        SoapProperty("UniqueClicks", "Int32"),
+        SoapProperty("UniqueOpens", "Int32"),
+        SoapProperty("NumberSent", "Int32"),
+        SoapProperty("NumberDelivered", "Int32"),
+        SoapProperty("NumberTargeted", "Int32"),
+        SoapProperty("NumberErrored", "Int32"),
+        SoapProperty("NumberExcluded", "Int32"),
+        SoapProperty("Unsubscribes", "Int32"),
+        SoapProperty("MissingAddresses", "Int32"),
+        SoapProperty("Subject", "String"),
+        SoapProperty("PreviewURL", "String"),
+        SoapProperty("SentDate", "DateTime", nillable=True),
+        SoapProperty("EmailName", "String"),
+        SoapProperty("Status", "String"),
+        SoapProperty("IsMultipart", "Boolean"),
+        SoapProperty("IsAlwaysOn", "Boolean"),
+        SoapProperty("BccEmail", "String"),
+        # accepted, never populated (§3.9)
+        SoapProperty("EmailID", "Int32"),
+    ),
+    rows=lambda unit: unit.sends.values(),
+)
+
+
+def _tracking_event(name: str, *extra: SoapProperty, pairs: tuple[str, ...] = ()) -> SoapObject:
+    """A TrackingEvent subtype: APIObject's part (with ``pairs`` returned as PartnerProperties
+    right after PartnerKey, as SFMC writes them), the common event properties, then its own."""
+    api = _api_object("CorrelationID")
+    at = next(i for i, p in enumerate(api) if p.name == "PartnerProperties")
+    pair_props = tuple(SoapProperty(p, "Int32", pair=True) for p in pairs)
+    return SoapObject(
+        name=name,
+        scope="tracking_events_read",
+        properties=(
+            *api[: at + 1],
+            *pair_props,
+            *api[at + 1 :],
+            SoapProperty("SendID", "Int32"),
+            SoapProperty("SubscriberKey", "String", max_length=254),
+            SoapProperty("EventDate", "DateTime"),
+            SoapProperty("EventType", "EventType"),
+            SoapProperty("TriggeredSendDefinitionObjectID", "String", max_length=36),
+            SoapProperty("BatchID", "Int32"),
+            # accepted on every event, populated on clicks only (§3.9)
+            *(() if name == "ClickEvent" else (SoapProperty("URL", "String"),)),
+            *extra,
+        ),
+        rows=lambda unit: unit.events.get(name, ()),
+    )
+
+
+SENT_EVENT = _tracking_event("SentEvent", pairs=("ListID", "SubscriberID"))
+OPEN_EVENT = _tracking_event("OpenEvent")
+CLICK_EVENT = _tracking_event(
+    "ClickEvent",
+    SoapProperty("URLID", "Int32"),
+    SoapProperty("URL", "String"),
+    SoapProperty("URLIDLong", "Int64"),
+)
+BOUNCE_EVENT = _tracking_event(
+    "BounceEvent",
+    SoapProperty("SMTPCode", "String"),
+    SoapProperty("BounceReason", "String", retrievable=False),
+    SoapProperty("BounceCategory", "String"),
+    SoapProperty("SMTPReason", "String"),
+    SoapProperty("BounceType", "String"),
+)
+UNSUB_EVENT = _tracking_event(
+    "UnsubEvent",
+    SoapProperty("List", "List", retrievable=False),
+    SoapProperty("IsMasterUnsubscribed", "Boolean"),
+)
+NOT_SENT_EVENT = _tracking_event("NotSentEvent")
+TRACKING_EVENTS = (SENT_EVENT, OPEN_EVENT, CLICK_EVENT, BOUNCE_EVENT, UNSUB_EVENT, NOT_SENT_EVENT)
+
+CATALOGUE: dict[str, SoapObject] = {
+    obj.name: obj for obj in (LIST, SUBSCRIBER, LIST_SUBSCRIBER, SEND, *TRACKING_EVENTS)
+}
 
 # Written on every Results element whether requested or not (sfmc-api.md §3.4).
 ALWAYS_RETURNED = frozenset({"PartnerKey", "ObjectID"})

@@ -1,4 +1,5 @@
-"""The emulator's tenant: business units holding campaigns, assets, lists and journeys.
+"""The emulator's tenant: business units holding campaigns, assets, lists, journeys,
+subscribers and their list memberships, sends and tracking events.
 
 Records are kept in the shape SFMC serves them (REST items keyed by their JSON names, SOAP
 objects keyed by their property names, nested ``Client`` properties flattened as
@@ -43,6 +44,10 @@ class BusinessUnit:
     assets: dict[str, list[Row]] = field(default_factory=dict)
     lists: dict[int, Row] = field(default_factory=dict)
     journeys: dict[str, list[Row]] = field(default_factory=dict)
+    subscribers: dict[str, Row] = field(default_factory=dict)  # by SubscriberKey
+    list_subscribers: list[Row] = field(default_factory=list)
+    sends: dict[int, Row] = field(default_factory=dict)
+    events: dict[str, list[Row]] = field(default_factory=dict)  # by object: SentEvent, ...
     # Derived views (sorted and filtered listings), dropped on every mutation.
     views: dict[Any, Any] = field(default_factory=dict, repr=False)
 

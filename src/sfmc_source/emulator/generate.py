@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sfmc_source.emulator.data import BusinessUnit, Fields, Row
+from sfmc_source.emulator.engagement import add_engagement
 from sfmc_source.timefmt import NEVER, SYSTEM_TIME
 
 
@@ -30,12 +31,22 @@ class Sizes:
     versions_per_journey: int = 2
     goals_per_version: int = 2
     exits_per_version: int = 1
+    subscribers: int = 100
+    sends: int = 5
+    recipients_per_send: int = 40
 
 
 SCALES = {
     "small": Sizes(),
     "medium": Sizes(
-        campaigns=1_000, assets_per_campaign=4, lists=20_000, journeys=300, versions_per_journey=3
+        campaigns=1_000,
+        assets_per_campaign=4,
+        lists=20_000,
+        journeys=300,
+        versions_per_journey=3,
+        subscribers=2_000,
+        sends=20,
+        recipients_per_send=500,
     ),
     "large": Sizes(
         campaigns=5_000,
@@ -43,6 +54,9 @@ SCALES = {
         lists=200_000,
         journeys=2_000,
         versions_per_journey=3,
+        subscribers=20_000,
+        sends=50,
+        recipients_per_send=2_000,
     ),
 }
 
@@ -60,6 +74,8 @@ def sizes_for(scale: str) -> Sizes:
         campaigns=base.campaigns * factor,
         lists=base.lists * factor,
         journeys=base.journeys * factor,
+        subscribers=base.subscribers * factor,
+        sends=base.sends * factor,
     )
 
 
@@ -129,6 +145,16 @@ def generate_unit(seed: int, mid: int, sizes: Sizes) -> BusinessUnit:
         for version in range(1, count + 1):
             versions.append(_journey_version(rng, i, versions, sizes, latest=version == count))
         unit.journeys[versions[0].fields["id"]] = versions
+    engagement = random.Random(f"{seed}:{mid}:engagement")
+    add_engagement(
+        unit,
+        engagement,
+        sizes.subscribers,
+        sizes.sends,
+        sizes.recipients_per_send,
+        HISTORY_END - timedelta(days=730),
+        HISTORY_END,
+    )
     return unit
 
 

@@ -310,7 +310,8 @@ class ResultsWriter:
     ``PartnerKey`` and ``ObjectID`` are written on every row, nil when not requested.
     Nillable properties that are null are written ``xsi:nil="true"``; other nulls are left out
     (``null_style="missing"``, what the Retrieve doc says) or written nil (``"nil"``), and null
-    children of a nested object are always left out, the parent too when all are null.
+    children of a nested object are always left out, the parent too when all are null. A
+    ``pair`` property is a ``PartnerProperties`` Name/Value pair, left out when null.
     """
 
     def __init__(
@@ -328,13 +329,17 @@ class ResultsWriter:
             tag = prop.name.rsplit(".", 1)[-1]
             nil = prop.nillable or (null_style == "nil" and prop.parent is None)
             source = "" if prop.name in ALWAYS_RETURNED - set(requested) else prop.name
-            slot = (
-                source,
-                f"<{tag}>",
-                f"</{tag}>",
-                f"<{tag} />",
-                f'<{tag} xsi:nil="true" />' if nil else "",
-            )
+            if prop.pair:
+                pair, end = f"<PartnerProperties><Name>{tag}</Name>", "</PartnerProperties>"
+                slot = (source, f"{pair}<Value>", f"</Value>{end}", f"{pair}<Value />{end}", "")
+            else:
+                slot = (
+                    source,
+                    f"<{tag}>",
+                    f"</{tag}>",
+                    f"<{tag} />",
+                    f'<{tag} xsi:nil="true" />' if nil else "",
+                )
             self._groups[-1][1].append(slot)
 
     def write(self, row: Row) -> bytes:
