@@ -173,3 +173,46 @@ def test_events_span_the_retention_window_and_sends_the_events_they_had() -> Non
     assert [r.fields for r in again.events["ClickEvent"]] == [
         r.fields for r in unit.events["ClickEvent"]
     ]
+
+
+def test_a_late_event_lands_in_its_past_window_and_moves_counters_not_modified_date(
+    emulator: Emulator,
+) -> None:
+    unit = emulator.app.unit()
+    send_id = min(unit.sends)
+    send = unit.sends[send_id].fields
+    before = dict(send)
+    opened = {
+        e.fields["SubscriberKey"] for e in unit.events["OpenEvent"] if e.fields["SendID"] == send_id
+    }
+    new_key = next(k for k in unit.subscribers if k not in opened)
+    late = send["SendDate"] + timedelta(hours=1)
+    emulator.app.mutate.add("OpenEvent", SendID=send_id, SubscriberKey=new_key, EventDate=late)
+    emulator.app.mutate.add("OpenEvent", SendID=send_id, SubscriberKey=new_key, EventDate=late)
+    window = soap.SimpleFilter(
+        "EventDate",
+        "between",
+        (soap.format_date_value(late - timedelta(seconds=1)), soap.format_date_value(late)),
+        date=True,
+    )
+    rows = retrieve(emulator, "OpenEvent", window)
+    assert [r["SubscriberKey"] for r in rows if r["SendID"] == str(send_id)].count(new_key) == 2
+    assert send["UniqueOpens"] == before["UniqueOpens"] + 1  # one subscriber, two opens
+    assert send["ModifiedDate"] == before["ModifiedDate"]
+    dates = [e.fields["EventDate"] for e in unit.events["OpenEvent"]]
+    assert dates == sorted(dates)
+
+
+def test_memberships_subscribers_and_sends_can_change(emulator: Emulator) -> None:
+    unit, mutate = emulator.app.unit(), emulator.app.mutate
+    member = unit.list_subscribers[0].fields
+    key = (member["ListID"], member["SubscriberKey"])
+    modified = member["ModifiedDate"]
+    mutate.update("list_subscribers", key, Status="Unsubscribed")
+    assert member["Status"] == "Unsubscribed" and member["ModifiedDate"] > modified
+    subscriber = next(iter(unit.subscribers))
+    mutate.update("subscribers", subscriber, EmailAddress="new@example.com")
+    assert "ModifiedDate" not in unit.subscribers[subscriber].fields
+    mutate.delete("sends", min(unit.sends))
+    rows = retrieve(emulator, "Send", properties=["ID"])
+    assert len(rows) == SIZES.sends - 1

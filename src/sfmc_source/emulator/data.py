@@ -9,6 +9,7 @@ rendered forms until it is changed.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -85,10 +86,15 @@ class Clock:
 class Mutations:
     """Change emulator data between syncs, the way users change SFMC.
 
-    ``collection`` is ``campaigns``, ``campaign_assets``, ``lists`` or ``interactions``; keys
-    are a campaign id (str), an asset id (str), a list ID (int) or ``(journey_id, version)``.
-    Changes take SFMC field names (``name``, ``ListName``, ``stats`` ...). Unless ``touch`` is
-    false, the record's modified date moves to now; asset changes touch their campaign.
+    ``collection`` is ``campaigns``, ``campaign_assets``, ``lists``, ``interactions``,
+    ``subscribers``, ``list_subscribers`` or ``sends``; keys are a campaign id (str), an asset
+    id (str), a list ID (int), ``(journey_id, version)``, a SubscriberKey, ``(ListID,
+    SubscriberKey)`` or a send ID (int). Changes take SFMC field names (``name``, ``ListName``,
+    ``stats`` ...). Unless ``touch`` is false, the record's modified date moves to now (a
+    subscriber has none); asset changes touch their campaign. Tracking events are only added
+    (``add("OpenEvent", SendID=..., EventDate=...)``), with any ``EventDate``, even a past one:
+    a late event. They move their send's counters but not its ModifiedDate, the pessimistic
+    reading of sfmc-api.md §3.9.
     """
 
     def __init__(self, units: dict[int, BusinessUnit], clock: Clock, default_mid: int) -> None:
@@ -142,6 +148,12 @@ class Mutations:
                 self._touch_campaign(unit, campaign_id)
             elif collection == "lists":
                 del unit.lists[key]
+            elif collection == "subscribers":
+                del unit.subscribers[key]
+            elif collection == "list_subscribers":
+                unit.list_subscribers.remove(self._find(unit, collection, key))
+            elif collection == "sends":
+                del unit.sends[key]
             else:
                 self.update(collection, key, mid=unit.mid, status="Deleted")
 
@@ -150,6 +162,15 @@ class Mutations:
             return unit.campaigns[key]
         if collection == "lists":
             return unit.lists[key]
+        if collection == "subscribers":
+            return unit.subscribers[key]
+        if collection == "sends":
+            return unit.sends[key]
+        if collection == "list_subscribers":
+            for row in unit.list_subscribers:
+                if (row.fields["ListID"], row.fields["SubscriberKey"]) == key:
+                    return row
+            raise KeyError(f"no list subscriber {key}")
         if collection == "interactions":
             journey_id, version = key
             return unit.find_journey(journey_id, version)
@@ -162,9 +183,7 @@ class Mutations:
         raise KeyError(f"unknown collection {collection!r}")
 
     def _touch(self, collection: str) -> Fields:
-        field_name = {"lists": "ModifiedDate", "campaign_assets": None}.get(
-            collection, "modifiedDate"
-        )
+        field_name = _MODIFIED.get(collection, "modifiedDate")
         return {field_name: self._clock.now()} if field_name else {}
 
     def _touch_campaign(self, unit: BusinessUnit, campaign_id: str) -> None:
@@ -194,6 +213,21 @@ class Mutations:
         unit.lists[key] = Row({**base, **fields})
         return key
 
+    def _add_event(self, unit: BusinessUnit, name: str, fields: Fields) -> None:
+        """A tracking event (it has no key), kept in EventDate order; its send's counters
+        follow it."""
+        base: Fields = {"Client.ID": unit.mid, "EventDate": self._clock.now(), **fields}
+        rows = unit.events.setdefault(name, [])
+        send, counter = unit.sends.get(base.get("SendID", -1)), _COUNTERS.get(name)
+        key = (base.get("SendID"), base.get("SubscriberKey"))
+        repeat = name in _UNIQUE and any(
+            (r.fields.get("SendID"), r.fields.get("SubscriberKey")) == key for r in rows
+        )
+        if send is not None and counter is not None and not repeat:
+            send.update({counter: send.fields.get(counter, 0) + 1})
+        at = bisect.bisect_right([r.fields["EventDate"] for r in rows], base["EventDate"])
+        rows.insert(at, Row(base))
+
     def _add_journey_version(self, unit: BusinessUnit, fields: Fields) -> tuple[str, int]:
         from sfmc_source.emulator.generate import new_journey_version
 
@@ -208,4 +242,33 @@ _ADDERS: dict[str, Callable[[Mutations, BusinessUnit, Fields], Any]] = {
     "campaign_assets": Mutations._add_asset,
     "lists": Mutations._add_list,
     "interactions": Mutations._add_journey_version,
+}
+_EVENTS = ("SentEvent", "OpenEvent", "ClickEvent", "BounceEvent", "UnsubEvent", "NotSentEvent")
+
+
+def _event_adder(name: str) -> Callable[[Mutations, BusinessUnit, Fields], None]:
+    def add(mutations: Mutations, unit: BusinessUnit, fields: Fields) -> None:
+        mutations._add_event(unit, name, fields)
+
+    return add
+
+
+_ADDERS.update({name: _event_adder(name) for name in _EVENTS})
+# The modified-date field of each collection (REST's by default); assets and subscribers have
+# none.
+_MODIFIED = {
+    "lists": "ModifiedDate",
+    "list_subscribers": "ModifiedDate",
+    "sends": "ModifiedDate",
+    "campaign_assets": None,
+    "subscribers": None,
+}
+# The send counter an event moves; opens and clicks count subscribers, not events.
+_UNIQUE = frozenset({"OpenEvent", "ClickEvent"})
+_COUNTERS = {
+    "SentEvent": "NumberSent",
+    "OpenEvent": "UniqueOpens",
+    "ClickEvent": "UniqueClicks",
+    "UnsubEvent": "Unsubscribes",
+    "NotSentEvent": "NumberErrored",
 }
