@@ -19,6 +19,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
@@ -282,7 +283,7 @@ class _Reader:
         return self._table(INTERACTIONS, versions)
 
     def goals(self, versions: list[dict[str, Any]]) -> Table:
-        parents = self._table(INTERACTIONS, versions).select(["id", "version"]).to_pylist()
+        parents = self._table(VERSION_KEY, versions).to_pylist()
         records = [
             {**goal, "interaction_id": parent["id"], "interaction_version": parent["version"]}
             for version, parent in zip(versions, parents, strict=True)
@@ -341,6 +342,10 @@ def _envelope(body: Any, path: str) -> tuple[list[Any], int | None]:
 DELETED = "_sfmc_deleted"
 DELETED_HINT: Any = {"name": DELETED, "data_type": "bool", "nullable": True, "hard_delete": True}
 LISTS_SOURCES = [c.source for c in LISTS.columns]
+# What goals need of their interaction version: its key, checked as interactions check it.
+VERSION_KEY = replace(
+    INTERACTIONS, columns=tuple(c for c in INTERACTIONS.columns if c.name in ("id", "version"))
+)
 # A merge deduplicates its staged rows by primary key: for a million rows that costs a window
 # over all of them (most of the load's time and memory). Lists arrive unique unless a Retrieve
 # restarted, which the ids they came with tell; only then is the dedup asked for again.

@@ -243,7 +243,10 @@ _ADDERS: dict[str, Callable[[Mutations, BusinessUnit, Fields], Any]] = {
     "lists": Mutations._add_list,
     "interactions": Mutations._add_journey_version,
 }
-_EVENTS = ("SentEvent", "OpenEvent", "ClickEvent", "BounceEvent", "UnsubEvent", "NotSentEvent")
+# The tracking event objects, each a list in ``BusinessUnit.events``.
+TRACKING_EVENT_NAMES = (
+    "SentEvent", "OpenEvent", "ClickEvent", "BounceEvent", "UnsubEvent", "NotSentEvent",
+)  # fmt: skip
 
 
 def _event_adder(name: str) -> Callable[[Mutations, BusinessUnit, Fields], None]:
@@ -253,7 +256,7 @@ def _event_adder(name: str) -> Callable[[Mutations, BusinessUnit, Fields], None]
     return add
 
 
-_ADDERS.update({name: _event_adder(name) for name in _EVENTS})
+_ADDERS.update({name: _event_adder(name) for name in TRACKING_EVENT_NAMES})
 # The modified-date field of each collection (REST's by default); assets and subscribers have
 # none.
 _MODIFIED = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from sfmc_source.emulator.data import BusinessUnit, Fields, Row
+from sfmc_source.emulator.data import TRACKING_EVENT_NAMES, BusinessUnit, Fields, Row
 
 SUBSCRIBER_STATUSES = ("Active",) * 16 + ("Bounced", "Held", "Unsubscribed", "Deleted")
 MEMBER_STATUSES = ("Active",) * 8 + ("Unsubscribed", "Bounced")
@@ -121,7 +121,7 @@ def _send_events(
     audience: list[str],
     list_id: int | None,
 ) -> dict[str, list[Row]]:
-    events: dict[str, list[Row]] = {name: [] for name in _EVENT_NAMES}
+    events: dict[str, list[Row]] = {name: [] for name in TRACKING_EVENT_NAMES}
 
     def add(name: str, key: str, at: datetime, kind: str, **extra: object) -> None:
         fields = {**_event(rng, unit.mid, send_id, key, at, kind), **extra}
@@ -159,11 +159,6 @@ def _send_events(
                     IsMasterUnsubscribed=rng.random() < 0.5,
                 )  # fmt: skip
     return events
-
-
-_EVENT_NAMES = (
-    "SentEvent", "OpenEvent", "ClickEvent", "BounceEvent", "UnsubEvent", "NotSentEvent",
-)  # fmt: skip
 
 
 def _send(
