@@ -84,7 +84,16 @@ def test_collections_lists_every_table_column_and_key() -> None:
     assert result.exit_code == 0
     described = {c["name"]: c for c in json.loads(result.output)}
     assert list(described) == list(COLLECTIONS)
-    assert described["goals"]["primary_key"] == ["interaction_id", "interaction_version", "key"]
+    assert described["goals"]["primary_key"] == [
+        "business_unit_id",
+        "interaction_id",
+        "interaction_version",
+        "key",
+    ]
+    assert described["click_events"]["primary_key"] == ["business_unit_id", "event_key"]
+    assert {"name": "business_unit_id", "type": "bigint"}.items() <= described["sends"]["columns"][
+        -1
+    ].items()
     assert {"name": "item_id", "type": "text", "source": "itemID"} in described["campaign_assets"][
         "columns"
     ]

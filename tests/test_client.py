@@ -19,7 +19,7 @@ from sfmc_source.errors import (
     ResponseError,
     TransientError,
 )
-from sfmc_source.source import rest_pages
+from sfmc_source.reader import rest_pages
 
 FAST = RetryPolicy(tries=4, base_delay=0.001, max_delay=0.01)
 SIZES = Sizes(campaigns=120, lists=30, journeys=4)

@@ -17,12 +17,13 @@ from sfmc_source.errors import ConfigError
 from sfmc_source.sync import SyncResult, pipeline_for, run_sync
 
 TINY = Sizes(campaigns=4, lists=5, journeys=2)
+SEED = ("campaigns", "campaign_assets", "lists", "interactions", "goals")
 
 
 def sync(emulator: Emulator, url: str, machine: Path) -> SyncResult:
     creds = Credentials(emulator.config.client_id, emulator.config.client_secret, emulator.auth_url)
     with SfmcClient(creds, retry=RetryPolicy(tries=2, base_delay=0.001), timeout=5) as client:
-        return run_sync(client, pipeline_for(url, "sfmc", pipelines_dir=str(machine)))
+        return run_sync(client, pipeline_for(url, "sfmc", pipelines_dir=str(machine)), SEED)
 
 
 def status(url: str, tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -43,7 +44,9 @@ def test_every_run_writes_one_row_per_collection(
             "select run_id, collection, outcome, rows, requests from sfmc._sfmc_runs "
             "order by finished, collection"
         ).fetchall()
+        units = con.sql("select distinct business_unit_id from sfmc._sfmc_runs").fetchall()
     assert len(rows) == 10
+    assert units == [(emulator.config.mids[0],)]
     assert {r[0] for r in rows} == {first.run_id, second.run_id}
     by_run = {(r[0], r[1]): r[2:] for r in rows}
     campaigns = next(c for c in first.collections if c.name == "campaigns")

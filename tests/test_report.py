@@ -17,6 +17,7 @@ from sfmc_source.history import CollectionResult
 from sfmc_source.report import Reporter
 
 TINY = Sizes(campaigns=3, lists=4, journeys=2)
+SEED = "campaigns,campaign_assets,lists,interactions,goals"
 
 
 def test_json_log_format_is_one_object_per_event_with_the_run_id(
@@ -25,6 +26,7 @@ def test_json_log_format_is_one_object_per_event_with_the_run_id(
     emulator = emulator_factory(sizes=TINY)
     env = {**emulator.environment(), "DLT_DATA_DIR": str(tmp_path / "dlt")}
     args = ["sync", "--destination", f"duckdb:///{tmp_path}/w.duckdb", "--log-format", "json"]
+    args += ["--collections", SEED]
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -43,7 +45,7 @@ def test_plain_lines_name_each_collection_and_failures(
 ) -> None:
     emulator = emulator_factory(sizes=TINY, scopes=("campaign_read", "list_and_subscribers_read"))
     env = {**emulator.environment(), "DLT_DATA_DIR": str(tmp_path / "dlt")}
-    args = ["sync", "--destination", f"duckdb:///{tmp_path}/w.duckdb"]
+    args = ["sync", "--destination", f"duckdb:///{tmp_path}/w.duckdb", "--collections", SEED]
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 1
     assert "lists: 4 rows, 2 requests" in result.stderr

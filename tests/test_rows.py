@@ -166,6 +166,7 @@ def test_convert_refuses(value: Any, kind: str) -> None:
 def test_every_column_is_typed_and_keys_are_not_null(name: str) -> None:
     collection = COLLECTIONS[name]
     hints = dlt_columns(collection)
-    assert list(hints) == [c.name for c in collection.columns]
-    assert all(hints[key]["nullable"] is False for key in collection.primary_key)
+    assert list(hints) == [*(c.name for c in collection.columns), "business_unit_id"]
+    assert all(hints[key]["nullable"] is False for key in collection.table_key)
+    assert collection.table_key == ("business_unit_id", *collection.primary_key)
     assert len(set(hints)) == len(hints)

@@ -291,8 +291,9 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(
             f"{value}: unknown key {', '.join(unknown)}; valid keys: {', '.join(known)}"
         )
-    if isinstance(settings.get("collections"), list):
-        settings["collections"] = ",".join(map(str, settings["collections"]))
+    for key in ("collections", "account_ids"):
+        if isinstance(settings.get(key), list):
+            settings[key] = ",".join(map(str, settings[key]))
     ctx.default_map = {**(ctx.default_map or {}), **settings}
 
 
@@ -333,6 +334,22 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--full-refresh", is_flag=True, help="Re-read everything instead of what changed."
         ),
         credential_options,
+        click.option(
+            "--account-ids",
+            envvar="SFMC_ACCOUNT_IDS",
+            default=None,
+            metavar="MID,MID",
+            help="Business units to sync in one run, each with its own token "
+            "(instead of --account-id).",
+        ),
+        click.option(
+            "--backfill-days",
+            envvar="SFMC_BACKFILL_DAYS",
+            type=click.IntRange(1),
+            default=730,
+            show_default=True,
+            help="How far back a first sync reads tracking events and sends (SFMC keeps 730).",
+        ),
         click.option(
             "--system-offset",
             envvar="SFMC_SYSTEM_OFFSET",
@@ -439,12 +456,12 @@ def collections(as_json: bool) -> None:
         click.echo(json.dumps([_describe(c) for c in COLLECTIONS.values()], indent=2))
         return
     for collection in COLLECTIONS.values():
-        click.echo(f"{collection.name}  (primary key: {', '.join(collection.primary_key)})")
+        click.echo(f"{collection.name}  (primary key: {', '.join(collection.table_key)})")
         click.echo(f"  source:      {collection.api}")
         click.echo(f"  incremental: {collection.strategy}")
         click.echo(f"  permission:  {collection.permission}")
-        width = max(len(c.name) for c in collection.columns)
-        for column in collection.columns:
+        width = max(len(c.name) for c in collection.table_columns)
+        for column in collection.table_columns:
             click.echo(f"    {column.name:<{width}}  {column.type:<9}  ← {column.source}")
         click.echo()
 
@@ -452,12 +469,12 @@ def collections(as_json: bool) -> None:
 def _describe(collection: Collection) -> dict[str, Any]:
     return {
         "name": collection.name,
-        "primary_key": list(collection.primary_key),
+        "primary_key": list(collection.table_key),
         "source": collection.api,
         "incremental": collection.strategy,
         "permission": collection.permission,
         "columns": [
-            {"name": c.name, "type": c.type, "source": c.source} for c in collection.columns
+            {"name": c.name, "type": c.type, "source": c.source} for c in collection.table_columns
         ],
     }
 
@@ -510,11 +527,13 @@ def status(destination: str, schema: str, as_json: bool) -> None:
         click.echo(json.dumps(runs, indent=2, default=str))
     elif not runs:
         click.echo(f"no sync has run against {destination} schema {schema} yet")
+    several = len({run["business_unit_id"] for run in runs}) > 1
     for run in [] if as_json else runs:
         seconds = (run["finished"] - run["started"]).total_seconds()
         cursor = run["cursor"] or "-"
+        name = f"{run['collection']}@{run['business_unit_id']}" if several else run["collection"]
         click.echo(
-            f"{run['collection']:<16} {run['outcome']:<7} {run['finished']:%Y-%m-%d %H:%M:%S}Z "
+            f"{name:<16} {run['outcome']:<7} {run['finished']:%Y-%m-%d %H:%M:%S}Z "
             f"{run['rows']:>8} rows {run['requests']:>6} requests {seconds:>7.1f}s  cursor {cursor}"
         )
         if run["error"]:

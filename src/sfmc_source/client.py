@@ -22,6 +22,7 @@ from sfmc_source import __version__, soap
 from sfmc_source.auth import TOKEN_PLACEHOLDER, AccessToken, SfmcAuth
 from sfmc_source.errors import (
     AuthenticationError,
+    BusinessUnitRefused,
     ConfigError,
     PermissionDenied,
     RequestRejected,
@@ -146,6 +147,7 @@ class SfmcClient:
         self.requests_by: Counter[str] = Counter()
         self.retries = 0
         self._count_lock = threading.Lock()
+        self._business_unit_id = credentials.account_id
 
     def close(self) -> None:
         self.http.close()
@@ -177,6 +179,24 @@ class SfmcClient:
                     future.cancel()
                 raise failure
             return [future.result() for future in futures]
+
+    def business_unit_id(self) -> int:
+        """The MID this client acts in: the account id asked for, else the package's own
+        business unit as the auth host's ``/v2/userinfo`` names it (asked once)."""
+        if self._business_unit_id is None:
+            url = self.credentials.auth_url.rstrip("/") + "/v2/userinfo"
+            request = self.http.build_request("GET", url, headers={"Accept": "application/json"})
+            what = "GET /v2/userinfo"
+            response = self._send(request, what, label="userinfo")
+            _raise_for_rest(response, what)
+            try:
+                mid = response.json()["organization"]["member_id"]
+            except (ValueError, KeyError, TypeError):
+                mid = None
+            if not isinstance(mid, int) or isinstance(mid, bool):
+                raise ResponseError(f"{what}: the response names no organization.member_id")
+            self._business_unit_id = mid
+        return self._business_unit_id
 
     # ---- REST ---------------------------------------------------------------------------
 
@@ -338,7 +358,10 @@ class SfmcClient:
         request = self.http.build_request("POST", url, json=body)
         response = self._send(request, "token request", signed=False, label="token")
         if response.status_code in (400, 401, 403, 404):
-            raise AuthenticationError(_auth_failure(response, creds))
+            message = _auth_failure(response, creds)
+            if "(invalid_grant)" in message:
+                raise BusinessUnitRefused(message)
+            raise AuthenticationError(message)
         if response.status_code != 200:
             raise RequestRejected(f"token request: HTTP {response.status_code}")
         return _access_token(response)
@@ -396,7 +419,7 @@ def _auth_failure(response: httpx.Response, creds: Credentials) -> str:
     if error == "invalid_grant":
         return (
             f"authentication failed (invalid_grant): the package cannot access business "
-            f"unit {creds.account_id}; check SFMC_ACCOUNT_ID"
+            f"unit {creds.account_id}; check SFMC_ACCOUNT_IDS (--account-ids)"
         )
     reason = f" ({error})" if error else f" (HTTP {response.status_code})"
     return (

@@ -3,6 +3,7 @@
     SfmcError
     ├── ConfigError            bad usage or configuration (exit 2)
     ├── AuthenticationError    wrong client id, secret, subdomain or account (exit 3)
+    │   └── BusinessUnitRefused    the package cannot act in that business unit (MID)
     ├── PermissionDenied       the package lacks a permission: REST 403, SOAP "API Permission
     │                          Failed" (the collection fails; others go on)
     ├── TransientError         429, 5xx, timeouts, connection errors, SOAP throttling, still
@@ -29,6 +30,10 @@ class ConfigError(SfmcError):
 
 class AuthenticationError(SfmcError):
     exit_code = 3
+
+
+class BusinessUnitRefused(AuthenticationError):
+    pass
 
 
 class PermissionDenied(SfmcError):

@@ -85,13 +85,16 @@ class Reporter:
         if failure is not None:
             self._line(self.err, f"error: {failure}")
             return
+        width = max([16, *(len(c.name) for c in collections)])
         self._line(
-            self.out, f"{'collection':<16} {'rows':>8} {'requests':>9} {'seconds':>8}  outcome"
+            self.out,
+            f"{'collection':<{width}} {'rows':>8} {'requests':>9} {'seconds':>8}  outcome",
         )
         for c in collections:
             outcome = "ok" if c.ok else "failed"
             self._line(
-                self.out, f"{c.name:<16} {c.rows:>8} {c.requests:>9} {c.seconds:>8.2f}  {outcome}"
+                self.out,
+                f"{c.name:<{width}} {c.rows:>8} {c.requests:>9} {c.seconds:>8.2f}  {outcome}",
             )
         self._line(self.out, f"token requests: {token_requests}   run id: {self.run_id}")
         if warning:

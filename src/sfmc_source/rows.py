@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sfmc_source.errors import ResponseError
-from sfmc_source.specs import Collection, Column
+from sfmc_source.specs import BUSINESS_UNIT_ID, Collection, Column
 from sfmc_source.timefmt import NEVER, SYSTEM_TIME, parse_timestamp
 
 ARROW_TYPES = {
@@ -84,6 +84,11 @@ def arrow_schema(collection: Collection) -> pa.Schema:
         pa.field(c.name, ARROW_TYPES[c.type], nullable=c.name not in collection.primary_key)
         for c in collection.columns
     )
+
+
+def warehouse_schema(collection: Collection) -> pa.Schema:
+    """The Arrow schema of the rows loaded: the collection's, then ``business_unit_id``."""
+    return arrow_schema(collection).append(pa.field(BUSINESS_UNIT_ID.name, pa.int64(), False))
 
 
 def _check_keys(
@@ -213,7 +218,8 @@ def _preview(value: Any) -> str:
 
 def dlt_columns(collection: Collection) -> dict[str, dict[str, Any]]:
     """dlt column hints: every column typed, primary key columns not null."""
-    return {c.name: _hint(c, c.name in collection.primary_key) for c in collection.columns}
+    key = collection.table_key
+    return {c.name: _hint(c, c.name in key) for c in collection.table_columns}
 
 
 def _hint(column: Column, key: bool) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The dlt source: SFMC collections as dlt resources. Wiring only; shapes live in ``rows``.
+"""The dlt source: SFMC collections of one business unit as dlt resources. Wiring only;
+shapes live in ``rows``, fetching in ``reader``.
 
     import dlt
     from sfmc_source import Credentials, SfmcClient, sfmc_source
@@ -6,20 +7,20 @@
     client = SfmcClient(Credentials.for_subdomain(client_id, client_secret, subdomain))
     dlt.pipeline("sfmc", destination="duckdb", dataset_name="sfmc").run(sfmc_source(client))
 
-Cursors are ``dlt.sources.incremental``: stored in the destination with the data, advanced
-only with a committed load. Each run re-reads a small overlap behind the cursor; merging on
-the primary key makes the overlap harmless.
+Every row carries ``business_unit_id``, the first part of every primary key, so several
+business units load into the same tables. What a resource remembers between runs (its cursor,
+the campaigns whose assets it read, the properties a tenant refuses ...) lives in dlt resource
+state under the unit's MID: stored in the destination with the data, and committed only with
+a load. Each run re-reads a small overlap behind a cursor; merging on the primary key makes
+the overlap harmless.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
@@ -36,33 +37,45 @@ from dlt.extract.hints import make_hints
 from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
-from sfmc_source import rows, soap
+from sfmc_source import rows
 from sfmc_source.client import SfmcClient
-from sfmc_source.errors import RequestRejected, ResponseError
+from sfmc_source.reader import DELETED, Reader, UniqueKeys
 from sfmc_source.specs import (
     CAMPAIGN_ASSETS,
     CAMPAIGNS,
     COLLECTIONS,
+    EVENTS,
     GOALS,
     INTERACTIONS,
+    LIST_SUBSCRIBERS,
     LISTS,
+    SENDS,
+    SUBSCRIBERS,
     Collection,
 )
 from sfmc_source.timefmt import SYSTEM_TIME
 
 OVERLAP = timedelta(hours=1)
-# A full refresh reads this whole range and neither uses nor moves the stored cursor.
-EVERYTHING = (datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
-Cursor = dlt.sources.incremental[datetime]
-CAMPAIGN_ORDER = {"$orderBy": "ModifiedDate DESC"}
-PAGE_SIZE = 50
+# Tracking events can arrive late (sfmc-api.md §6): each run re-reads a few hours of them.
+EVENTS_OVERLAP = timedelta(hours=6)
+# SFMC keeps send and engagement data this long; a first sync reads this far back.
+RETENTION = timedelta(days=730)
+# A send's counters move as opens and clicks arrive, without its ModifiedDate moving.
+RECENT_SENDS = timedelta(days=30)
 # dlt's cost is per item, not per row: pages reach it in batches. Campaign batches also set
 # how many asset requests can run at once.
 ROWS_BATCH = 10_000
 CAMPAIGNS_BATCH = 500
 VERSIONS_BATCH = 1_000
-_UNRETRIEVABLE = re.compile(r"Request Property\(s\) (.+?) do not match")
 Table: TypeAlias = pa.Table
+
+# dlt's table hint for "the staged rows are unique by primary key". A merge deduplicates its
+# staged rows by primary key: for a million rows that costs a window over all of them (most of
+# the load's time and memory). SOAP rows arrive unique unless a Retrieve restarted, which the
+# keys they came with tell; only then is the dedup asked for again.
+DEDUPLICATED = MERGE_DISPOSITION_HINTS["deduplicated"]
+DEDUPLICATE: Any = {DEDUPLICATED: False}
+DELETED_HINT: Any = {"name": DELETED, "data_type": "bool", "nullable": True, "hard_delete": True}
 
 
 @dlt.source(name="sfmc", max_table_nesting=0)
@@ -73,14 +86,20 @@ def sfmc_source(
     naive_zone: timezone = SYSTEM_TIME,
     row_counts: Counter[str] | None = None,
     on_rows: Callable[[str], None] | None = None,
+    backfill: timedelta = RETENTION,
+    now: datetime | None = None,
 ) -> list[DltResource]:
-    """SFMC campaigns, campaign assets, lists, interactions (journey versions) and goals.
+    """The collections of the business unit ``client`` acts in (all by default).
 
+    A first sync reads tracking events and sends from ``backfill`` before ``now``.
     ``row_counts``, when given, counts the rows each collection hands to dlt; ``on_rows`` is
     told the collection's name each time it hands over more."""
     wanted = set(collections or COLLECTIONS)
-    reader = _Reader(client, naive_zone, full_refresh)
+    unit = client.business_unit_id()
+    reader = Reader(client, unit, naive_zone, full_refresh)
     counts = Counter[str]() if row_counts is None else row_counts
+    now = now or datetime.now(UTC)
+    first_start = now - backfill
 
     def counted(name: str, page: Table) -> Table:
         markers = pc.sum(page[DELETED]).as_py() if DELETED in page.column_names else None
@@ -89,32 +108,96 @@ def sfmc_source(
             on_rows(name)
         return page
 
-    campaigns_cursor, lists_cursor = _cursor(full_refresh), _cursor(full_refresh)
-
-    def campaigns(updated: Cursor = campaigns_cursor) -> Iterator[Table]:
-        pages = reader.campaigns(None if full_refresh else updated.start_value)
-        for batch in _batches(pages, CAMPAIGNS_BATCH):
-            yield counted("campaigns", pa.concat_tables(batch))
+    def campaigns() -> Iterator[Table]:
+        cursor = _Cursor(CAMPAIGNS, unit, OVERLAP)
+        for batch in _batches(reader.campaigns(cursor.since(full_refresh)), CAMPAIGNS_BATCH):
+            yield counted("campaigns", cursor.seen(pa.concat_tables(batch)))
+        cursor.commit()
 
     def campaign_assets(page: Table) -> Table | None:
         # campaign id → the modified_date its assets were read at, for the overlap's campaigns
-        seen = dlt.current.resource_state().setdefault("assets_read_at", {})
+        seen = _unit_state(unit).setdefault("assets_read_at", {})
         assets = reader.campaign_assets(page, seen)
         _forget_older(seen, OVERLAP * 2)
         return None if assets is None else counted("campaign_assets", assets)
 
-    def lists(updated: Cursor = lists_cursor) -> Iterator[Table | DataItemWithMeta]:
-        state = dlt.current.resource_state()
+    def soap_rows(
+        collection: Collection, pages: Callable[[datetime | None, list[str]], Iterator[Table]]
+    ) -> Iterator[Table | DataItemWithMeta]:
+        """The pages of a SOAP collection with a ModifiedDate cursor, staged without dedup
+        unless a key came twice."""
+        cursor = _Cursor(collection, unit, OVERLAP)
+        refused = cursor.state.setdefault("refused_properties", [])
+        keys = UniqueKeys(collection)
+        for batch in _batches(pages(cursor.since(full_refresh), refused), ROWS_BATCH):
+            page = pa.concat_tables(batch)
+            keys.add(page)
+            yield counted(collection.name, cursor.seen(page))
+        yield from _deduplicate_if(keys.repeated(), collection)
+        cursor.commit()
+
+    def lists() -> Iterator[Table | DataItemWithMeta]:
+        state = _unit_state(unit)
         if full_refresh or "refused_properties" not in state:
             state["refused_properties"] = reader.refused_list_properties()
-        since = None if full_refresh else updated.start_value
-        ids = _IdLog()
-        for batch in _batches(reader.lists(since, state["refused_properties"]), ROWS_BATCH):
+        yield from soap_rows(LISTS, reader.lists)
+
+    def list_subscribers() -> Iterator[Table | DataItemWithMeta]:
+        yield from soap_rows(LIST_SUBSCRIBERS, reader.list_subscribers)
+
+    scan = {"started": False}  # whether this run's scan of every subscriber began
+
+    def subscribers(memberships: Table) -> Iterator[Table]:
+        state = _unit_state(unit)
+        if full_refresh or not state.get("scanned"):
+            # the first page of memberships starts a scan of every subscriber; later ones wait
+            if not scan["started"]:
+                scan["started"] = True
+                for page in reader.subscribers(None):
+                    yield counted("subscribers", page)
+                state["scanned"] = True
+            return
+        keys = pc.unique(memberships["subscriber_key"]).to_pylist()
+        for page in reader.subscribers([k for k in keys if k is not None]):
+            yield counted("subscribers", page)
+
+    def sends() -> Iterator[Table | DataItemWithMeta]:
+        cursor = _Cursor(SENDS, unit, OVERLAP, first=first_start)
+        recent = cursor.state.setdefault("recent_sends", {})  # send id → its send date
+        keys = UniqueKeys(SENDS)
+        read: set[int] = set()
+        refused = cursor.state["refused_properties"]
+        for batch in _batches(reader.sends(cursor.since(full_refresh), refused), ROWS_BATCH):
             page = pa.concat_tables(batch)
-            ids.add(page["id"])
-            yield counted("lists", page)
-        if ids.repeats():  # a restarted Retrieve yields its first pages again
-            yield dlt.mark.with_hints(_EMPTY_LISTS, make_hints(additional_table_hints=DEDUPLICATE))
+            keys.add(page)
+            read.update(page["id"].to_pylist())  # type: ignore[arg-type]  # a key: never null
+            _remember_recent(recent, page)
+            yield counted("sends", cursor.seen(page))
+        again = sorted(int(send) for send in recent if int(send) not in read)
+        for page in reader.sends_by_id(again, refused):
+            keys.add(page)
+            _remember_recent(recent, page)
+            yield counted("sends", page)
+        yield from _deduplicate_if(keys.repeated(), SENDS)
+        _forget_before(recent, now - RECENT_SENDS)
+        cursor.commit()
+
+    def events(collection: Collection) -> Callable[[], Iterator[Table | DataItemWithMeta]]:
+        def read() -> Iterator[Table | DataItemWithMeta]:
+            cursor = _Cursor(collection, unit, EVENTS_OVERLAP, first=first_start)
+            keys = UniqueKeys(collection)
+            since = cursor.since(full_refresh) or first_start
+            backfill = since == first_start
+            pages = reader.events(collection, since, now, backfill)
+            for batch in _batches(pages, ROWS_BATCH):
+                page = pa.concat_tables(batch)
+                keys.add(page)
+                yield counted(collection.name, cursor.seen(page))
+            yield from _deduplicate_if(keys.repeated(), collection)
+            cursor.commit()
+
+        read.__name__ = collection.name
+        return read
 
     def journey_versions() -> Iterator[list[dict[str, Any]]]:
         for batch in _batches(reader.journey_versions(), VERSIONS_BATCH):
@@ -128,16 +211,26 @@ def sfmc_source(
 
     parent = _resource(CAMPAIGNS, campaigns, "merge")
     versions = dlt.resource(journey_versions, name="journey_versions", selected=False)
+    memberships = _soap_resource(LIST_SUBSCRIBERS, list_subscribers)
     resources = {
         "campaigns": parent,
         "campaign_assets": _transformer(
-            CAMPAIGN_ASSETS, campaign_assets, parent, "delete-insert", merge_key="campaign_id"
+            CAMPAIGN_ASSETS,
+            campaign_assets,
+            parent,
+            "delete-insert",
+            merge_key=["business_unit_id", "campaign_id"],
         ).apply_hints(columns=[DELETED_HINT]),
-        "lists": _resource(LISTS, lists, "merge").apply_hints(
-            additional_table_hints={DEDUPLICATED: True}
-        ),
+        "lists": _soap_resource(LISTS, lists),
         "interactions": _transformer(INTERACTIONS, interactions, versions, "merge"),
-        "goals": _transformer(GOALS, goals, versions, "replace"),
+        # every version's goals, listed in full: they replace the unit's goals
+        "goals": _transformer(
+            GOALS, goals, versions, "delete-insert", merge_key="business_unit_id"
+        ),
+        "list_subscribers": memberships,
+        "subscribers": _transformer(SUBSCRIBERS, subscribers, memberships, "merge"),
+        "sends": _soap_resource(SENDS, sends),
+        **{c.name: _soap_resource(c, events(c)) for c in EVENTS},
     }
     for name, resource in resources.items():
         resource.selected = name in wanted
@@ -162,16 +255,82 @@ class _JsonTextIsIntended(logging.Filter):
 logging.getLogger("dlt").addFilter(_JsonTextIsIntended())
 
 
-def _cursor(full_refresh: bool) -> Cursor:
-    """The ``modified_date`` cursor: dlt keeps it in the destination with the data, moves it
-    only with a committed load, and starts each run ``OVERLAP`` behind it. Rows without a
-    modified date are kept, never dropped."""
-    if full_refresh:
-        start, end = EVERYTHING
-        return Cursor(
-            "modified_date", initial_value=start, end_value=end, on_cursor_value_missing="include"
-        )
-    return Cursor("modified_date", lag=OVERLAP.total_seconds(), on_cursor_value_missing="include")
+def _unit_state(unit: int) -> dict[str, Any]:
+    """The current resource's state for one business unit. A resource state written before
+    business units (its keys at the top) becomes the state of the first unit synced."""
+    state = dlt.current.resource_state()
+    if "units" not in state:
+        legacy = {key: state.pop(key) for key in list(state)}
+        cursor = legacy.pop("incremental", {}).get("modified_date", {}).get("last_value")
+        if cursor is not None:
+            legacy["cursor"] = _iso(cursor)
+        state["units"] = {str(unit): legacy} if legacy else {}
+    units: dict[str, dict[str, Any]] = state["units"]
+    return units.setdefault(str(unit), {})
+
+
+class _Cursor:
+    """The highest ``collection.cursor`` value loaded for a unit. A run reads from ``overlap``
+    before it (from ``first`` on a unit's first run, everything without a ``first``); rows
+    without a value are kept. ``commit`` stores the new high mark in resource state, which dlt
+    saves only with the run's load."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        unit: int,
+        overlap: timedelta,
+        first: datetime | None = None,
+    ) -> None:
+        assert collection.cursor is not None
+        self.column, self.overlap, self.first = collection.cursor, overlap, first
+        self.state = _unit_state(unit)
+        self.state.setdefault("refused_properties", [])
+        stored = self.state.get("cursor")
+        self.stored = datetime.fromisoformat(stored) if stored else None
+        self.high = self.stored
+
+    def since(self, full_refresh: bool) -> datetime | None:
+        if full_refresh or self.stored is None:
+            return self.first
+        return self.stored - self.overlap
+
+    def seen(self, page: Table) -> Table:
+        highest = pc.max(page[self.column]).as_py()
+        if highest is not None and (self.high is None or highest > self.high):
+            self.high = highest
+        return page
+
+    def commit(self) -> None:
+        if self.high is not None:
+            self.state["cursor"] = self.high.isoformat()
+
+
+def _iso(value: Any) -> str:
+    """A cursor dlt stored (a datetime, or its ISO text) as ISO text in UTC."""
+    instant = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return instant.astimezone(UTC).isoformat()
+
+
+def _deduplicate_if(repeated: bool, collection: Collection) -> Iterator[DataItemWithMeta]:
+    """An empty item that turns the staged-rows dedup back on for this load."""
+    if repeated:
+        empty = rows.warehouse_schema(collection).empty_table()
+        yield dlt.mark.with_hints(empty, make_hints(additional_table_hints=DEDUPLICATE))
+
+
+def _remember_recent(recent: dict[str, str], sends: Table) -> None:
+    """Note each send's date (its send date, else its creation): the recent ones are read
+    again next run, whether their ModifiedDate moved or not."""
+    dates = pc.coalesce(sends["send_date"], sends["created_date"]).to_pylist()
+    for send_id, date in zip(sends["id"].to_pylist(), dates, strict=True):
+        if date is not None:
+            recent[str(send_id)] = date.isoformat()
+
+
+def _forget_before(recent: dict[str, str], horizon: datetime) -> None:
+    for send_id in [s for s, date in recent.items() if datetime.fromisoformat(date) < horizon]:
+        del recent[send_id]
 
 
 def _hints(collection: Collection, disposition: str, **extra: Any) -> dict[str, Any]:
@@ -180,7 +339,7 @@ def _hints(collection: Collection, disposition: str, **extra: Any) -> dict[str, 
         write = {"disposition": "merge", "strategy": "delete-insert"}
     return {
         "name": collection.name,
-        "primary_key": list(collection.primary_key),
+        "primary_key": list(collection.table_key),
         "write_disposition": write,
         "columns": rows.dlt_columns(collection),
         **extra,
@@ -192,125 +351,19 @@ def _resource(collection: Collection, fetch: Any, disposition: str) -> DltResour
     return resource
 
 
+def _soap_resource(collection: Collection, fetch: Any) -> DltResource:
+    """A SOAP collection merged on its key, staged as unique unless told otherwise."""
+    return _resource(collection, fetch, "merge").apply_hints(
+        additional_table_hints={DEDUPLICATED: True}
+    )
+
+
 def _transformer(
     collection: Collection, fetch: Any, parent: DltResource, disposition: str, **extra: Any
 ) -> DltResource:
     hints = _hints(collection, disposition, **extra)
     transformer: DltResource = dlt.transformer(fetch, data_from=parent, **hints)
     return transformer
-
-
-class _Reader:
-    """Fetches each collection and shapes its pages into Arrow tables."""
-
-    def __init__(self, client: SfmcClient, naive_zone: timezone, full_refresh: bool) -> None:
-        self.client = client
-        self.naive_zone = naive_zone
-        self.full_refresh = full_refresh
-
-    def _table(self, collection: Collection, records: list[Any], soap_rows: bool = False) -> Table:
-        return rows.table(collection, records, soap=soap_rows, naive_zone=self.naive_zone)
-
-    def campaigns(self, since: datetime | None) -> Iterator[Table]:
-        """Campaigns modified since ``since``, newest first: paging stops at the first older one."""
-        for items in rest_pages(self.client, "hub/v1/campaigns", CAMPAIGN_ORDER, "campaigns"):
-            page = self._table(CAMPAIGNS, items)
-            changed = page if since is None else page.filter(_since(page, since))
-            if changed.num_rows:
-                yield changed
-            if changed.num_rows < page.num_rows:
-                return
-
-    def campaign_assets(self, campaigns: Table, seen: dict[str, str]) -> Table | None:
-        """The assets of each campaign read whose ``modified_date`` differs from the one its
-        assets were last read at (``seen``, which this updates), fetched ``concurrency`` at a
-        time. They replace the campaign's assets in the warehouse; a campaign with none left
-        gets a marker row that dlt deletes instead of inserting, so its old assets go too."""
-        ids: list[str] = campaigns["id"].to_pylist()  # type: ignore[assignment]  # a key: never null
-        modified: list[datetime | None] = campaigns["modified_date"].to_pylist()
-        stamps = {c: _stamp(m) for c, m in zip(ids, modified, strict=True)}
-        due = [c for c, stamp in stamps.items() if self.full_refresh or seen.get(c) != stamp]
-        if not due:
-            return None
-        fetched = self.client.map(self._assets_of, due)
-        seen.update((c, stamps[c]) for c in due)
-        return pa.concat_tables(
-            assets or _no_assets(c) for c, assets in zip(due, fetched, strict=True)
-        )
-
-    def _assets_of(self, campaign_id: str) -> Table | None:
-        path = f"hub/v1/campaigns/{campaign_id}/assets"
-        items = [i for page in rest_pages(self.client, path, {}, "campaign_assets") for i in page]
-        return _with_deleted(self._table(CAMPAIGN_ASSETS, items)) if items else None
-
-    def lists(self, since: datetime | None, refused: list[str]) -> Iterator[Table]:
-        """Lists modified since ``since``. ``refused`` names the List properties this tenant
-        will not return (they stay null); it grows in place when a Retrieve names another."""
-        where = None
-        if since is not None:
-            where = soap.SimpleFilter(
-                "ModifiedDate", "greaterThanOrEqual", (soap.format_date_value(since),), date=True
-            )
-        for page in self._retrieve_lists(where, refused):
-            yield self._table(LISTS, page, soap_rows=True)
-
-    def _retrieve_lists(
-        self, where: soap.Filter | None, refused: list[str]
-    ) -> Iterator[list[dict[str, str | None]]]:
-        wanted = [c.source for c in LISTS.columns if c.source not in refused]
-        while True:
-            try:
-                yield from self.client.retrieve("List", wanted, where, "lists")
-                return
-            except RequestRejected as exc:
-                match = _UNRETRIEVABLE.search(str(exc))
-                names = {n.strip() for n in match.group(1).split(",")} if match else set()
-                if not names & set(wanted) or names & {"ID"}:
-                    raise
-                wanted = [p for p in wanted if p not in names]
-                refused.extend(sorted(names & set(LISTS_SOURCES) - set(refused)))
-
-    def refused_list_properties(self) -> list[str]:
-        """The List properties Describe says cannot be retrieved."""
-        described = self.client.describe("List", "lists")
-        return [p for p in LISTS_SOURCES if p in described and not described[p].retrievable]
-
-    def journey_versions(self) -> Iterator[list[dict[str, Any]]]:
-        params = {"mostRecentVersionOnly": "false", "$orderBy": "ModifiedDate DESC"}
-        yield from rest_pages(self.client, "interaction/v1/interactions", params, "interactions")
-
-    def interactions(self, versions: list[dict[str, Any]]) -> Table:
-        return self._table(INTERACTIONS, versions)
-
-    def goals(self, versions: list[dict[str, Any]]) -> Table:
-        parents = self._table(VERSION_KEY, versions).to_pylist()
-        records = [
-            {**goal, "interaction_id": parent["id"], "interaction_version": parent["version"]}
-            for version, parent in zip(versions, parents, strict=True)
-            for goal in [*_array(version, "goals"), *_array(version, "exits")]
-        ]
-        return self._table(GOALS, records)
-
-
-def rest_pages(
-    client: SfmcClient, path: str, params: dict[str, Any], label: str
-) -> Iterator[list[Any]]:
-    """Every page of a REST collection: ``$page``/``$pageSize`` until ``count`` items arrived or
-    a page is empty. A short page before ``count`` means keep going (sfmc-api.md §2.4); a page
-    that repeats the previous one is an error, not a loop."""
-    page, seen, previous = 1, 0, None
-    while True:
-        body = client.get_json(path, {**params, "$page": page, "$pageSize": PAGE_SIZE}, label)
-        items, count = _envelope(body, path)
-        if not items:
-            return
-        if items == previous:
-            raise ResponseError(f"GET {path}: page {page} repeats page {page - 1}")
-        yield items
-        seen += len(items)
-        if count is None or seen >= count:
-            return
-        page, previous = page + 1, items
 
 
 def _batches(pages: Iterable[Sized], at_least: int) -> Iterator[list[Any]]:
@@ -327,72 +380,6 @@ def _batches(pages: Iterable[Sized], at_least: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _envelope(body: Any, path: str) -> tuple[list[Any], int | None]:
-    if isinstance(body, list):
-        return body, None
-    if not isinstance(body, dict):
-        raise ResponseError(f"GET {path}: the response is not a JSON object")
-    items = body.get("items", body.get("entities"))
-    count = body.get("count", body.get("totalCount"))
-    if not isinstance(items, list) or not isinstance(count, int) or isinstance(count, bool):
-        raise ResponseError(f"GET {path}: the response has no items/entities list and count")
-    return items, count
-
-
-DELETED = "_sfmc_deleted"
-DELETED_HINT: Any = {"name": DELETED, "data_type": "bool", "nullable": True, "hard_delete": True}
-LISTS_SOURCES = [c.source for c in LISTS.columns]
-# What goals need of their interaction version: its key, checked as interactions check it.
-VERSION_KEY = replace(
-    INTERACTIONS, columns=tuple(c for c in INTERACTIONS.columns if c.name in ("id", "version"))
-)
-# A merge deduplicates its staged rows by primary key: for a million rows that costs a window
-# over all of them (most of the load's time and memory). Lists arrive unique unless a Retrieve
-# restarted, which the ids they came with tell; only then is the dedup asked for again.
-# dlt's table hint for "the staged rows are unique by primary key"
-DEDUPLICATED = MERGE_DISPOSITION_HINTS["deduplicated"]
-DEDUPLICATE: Any = {DEDUPLICATED: False}
-_EMPTY_LISTS = rows.arrow_schema(LISTS).empty_table()
-
-
-class _IdLog:
-    """The (bigint) ids of every page loaded, kept in a temporary file (held in memory, even a
-    copy of them pins the pages' memory) until the last page tells whether any came twice."""
-
-    def __init__(self) -> None:
-        self.file = tempfile.TemporaryFile()  # noqa: SIM115  # open across pages; repeats() closes it
-
-    def add(self, ids: pa.ChunkedArray[Any]) -> None:
-        for chunk in ids.chunks:
-            values = chunk.buffers()[1]
-            assert values is not None
-            self.file.write(memoryview(values)[chunk.offset * 8 : (chunk.offset + len(chunk)) * 8])
-
-    def repeats(self) -> bool:
-        with self.file:
-            self.file.seek(0)
-            data = pa.py_buffer(self.file.read())
-        every = pa.Array.from_buffers(pa.int64(), len(data) // 8, [None, data])
-        return bool(pc.count_distinct(every).as_py() < len(every))
-
-
-ASSETS_SCHEMA = rows.arrow_schema(CAMPAIGN_ASSETS).append(pa.field(DELETED, pa.bool_()))
-
-
-def _with_deleted(assets: Table) -> Table:
-    return assets.append_column(ASSETS_SCHEMA.field(DELETED), pa.nulls(len(assets), pa.bool_()))
-
-
-def _no_assets(campaign_id: str) -> Table:
-    """The marker row that deletes a campaign's assets (its ``id`` only fills the key)."""
-    marker = {"id": f"no-assets:{campaign_id}", "campaign_id": campaign_id, DELETED: True}
-    return pa.Table.from_pylist([marker], schema=ASSETS_SCHEMA)
-
-
-def _stamp(modified: datetime | None) -> str:
-    return modified.isoformat() if modified is not None else ""
-
-
 def _forget_older(seen: dict[str, str], horizon: timedelta) -> None:
     """Keep only the campaigns a later run's overlap can read again."""
     if seen:
@@ -400,18 +387,3 @@ def _forget_older(seen: dict[str, str], horizon: timedelta) -> None:
         oldest = (datetime.fromisoformat(newest) - horizon).isoformat() if newest else ""
         for campaign_id in [c for c, stamp in seen.items() if stamp < oldest]:
             del seen[campaign_id]
-
-
-def _since(page: Table, since: datetime) -> pa.BooleanArray:
-    """Rows modified at or after ``since``; rows without a modified date are kept."""
-    modified = page["modified_date"]
-    return pc.or_kleene(pc.is_null(modified), pc.greater_equal(modified, pa.scalar(since)))
-
-
-def _array(record: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    value = record.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ResponseError(
-            f"goals: {key} of interaction {record.get('id')} is not a list of objects"
-        )
-    return value

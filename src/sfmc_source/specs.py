@@ -30,6 +30,20 @@ class Collection:
     cursor: str | None = None
     parent: str | None = None
 
+    @property
+    def table_key(self) -> tuple[str, ...]:
+        """The warehouse primary key: the business unit, then the collection's own key."""
+        return (BUSINESS_UNIT_ID.name, *self.primary_key)
+
+    @property
+    def table_columns(self) -> tuple[Column, ...]:
+        """The warehouse columns: the collection's, then the business unit's."""
+        return (*self.columns, BUSINESS_UNIT_ID)
+
+
+# On every row of every table: the MID of the business unit the row was read in.
+BUSINESS_UNIT_ID = Column("business_unit_id", "the business unit (MID) synced", "bigint")
+
 
 def _columns(*specs: tuple[str, str] | tuple[str, str, str]) -> tuple[Column, ...]:
     return tuple(Column(*spec) for spec in specs)
@@ -38,6 +52,8 @@ def _columns(*specs: tuple[str, str] | tuple[str, str, str]) -> tuple[Column, ..
 HUB = "Hub > Campaigns > Read"
 CONTACTS = "Contacts > Lists and Subscribers > Read"
 JOURNEYS = "Automation > Journeys > Read"
+EMAIL = "Email > Read"
+TRACKING = "Data > Tracking Events > Read"
 
 CAMPAIGNS = Collection(
     name="campaigns",
@@ -200,4 +216,161 @@ GOALS = Collection(
     + _schema_columns(),
 )
 
-COLLECTIONS = {c.name: c for c in (CAMPAIGNS, CAMPAIGN_ASSETS, LISTS, INTERACTIONS, GOALS)}
+SUBSCRIBERS = Collection(
+    name="subscribers",
+    api="SOAP Retrieve Subscriber",
+    primary_key=("id",),
+    parent="list_subscribers",
+    strategy="the subscribers of changed list memberships, 100 SubscriberKeys a request "
+    "(Subscriber has no ModifiedDate); all of them on a first sync or a full refresh",
+    permission=CONTACTS,
+    columns=_columns(
+        ("id", "ID", "bigint"),
+        ("subscriber_key", "SubscriberKey"),
+        ("email_address", "EmailAddress"),
+        ("status", "Status"),
+        ("email_type_preference", "EmailTypePreference"),
+        ("unsubscribed_date", "UnsubscribedDate", "timestamp"),
+        ("created_date", "CreatedDate", "timestamp"),
+        ("partner_key", "PartnerKey"),
+        ("client_id", "Client.ID", "bigint"),
+        ("client_partner_client_key", "Client.PartnerClientKey"),
+    ),
+)
+
+LIST_SUBSCRIBERS = Collection(
+    name="list_subscribers",
+    api="SOAP Retrieve ListSubscriber",
+    primary_key=("list_id", "subscriber_key"),
+    cursor="modified_date",
+    strategy="ModifiedDate filter from the cursor",
+    permission=CONTACTS,
+    columns=_columns(
+        ("list_id", "ListID", "bigint"),
+        ("subscriber_key", "SubscriberKey"),
+        ("status", "Status"),
+        ("created_date", "CreatedDate", "timestamp"),
+        ("modified_date", "ModifiedDate", "timestamp"),
+        ("object_id", "ObjectID"),
+        ("partner_key", "PartnerKey"),
+        ("client_id", "Client.ID", "bigint"),
+    ),
+)
+
+SENDS = Collection(
+    name="sends",
+    api="SOAP Retrieve Send",
+    primary_key=("id",),
+    cursor="modified_date",
+    strategy="ModifiedDate filter from the cursor, plus a re-read of the sends of the last "
+    "30 days (their counters move without ModifiedDate moving)",
+    permission=EMAIL,
+    columns=_columns(
+        ("id", "ID", "bigint"),
+        ("email_id", "EmailID", "bigint"),
+        ("email_name", "EmailName"),
+        ("subject", "Subject"),
+        ("from_address", "FromAddress"),
+        ("from_name", "FromName"),
+        ("bcc_email", "BccEmail"),
+        ("status", "Status"),
+        ("is_always_on", "IsAlwaysOn", "bool"),
+        ("is_multipart", "IsMultipart", "bool"),
+        ("send_date", "SendDate", "timestamp"),
+        ("sent_date", "SentDate", "timestamp"),
+        ("preview_url", "PreviewURL"),
+        ("number_targeted", "NumberTargeted", "bigint"),
+        ("number_sent", "NumberSent", "bigint"),
+        ("number_delivered", "NumberDelivered", "bigint"),
+        ("number_errored", "NumberErrored", "bigint"),
+        ("number_excluded", "NumberExcluded", "bigint"),
+        ("hard_bounces", "HardBounces", "bigint"),
+        ("soft_bounces", "SoftBounces", "bigint"),
+        ("other_bounces", "OtherBounces", "bigint"),
+        ("unique_opens", "UniqueOpens", "bigint"),
+        ("unique_clicks", "UniqueClicks", "bigint"),
+        ("unsubscribes", "Unsubscribes", "bigint"),
+        ("forwarded_emails", "ForwardedEmails", "bigint"),
+        ("missing_addresses", "MissingAddresses", "bigint"),
+        ("duplicates", "Duplicates", "bigint"),
+        ("invalid_addresses", "InvalidAddresses", "bigint"),
+        ("created_date", "CreatedDate", "timestamp"),
+        ("modified_date", "ModifiedDate", "timestamp"),
+        ("partner_key", "PartnerKey"),
+        ("client_id", "Client.ID", "bigint"),
+    ),
+)
+
+# The natural key of an event (sfmc-api.md §3.9) may hold a null SubscriberKey, which no
+# primary key column can: ``event_key`` joins its parts into one text (``shape_events``).
+EVENT_KEY = Column("event_key", "SendID|EventType|SubscriberKey|EventDate|BatchID[|URL]")
+EVENT_COLUMNS = _columns(
+    ("send_id", "SendID", "bigint"),
+    ("subscriber_key", "SubscriberKey"),
+    ("event_date", "EventDate", "timestamp"),
+    ("event_type", "EventType"),
+    ("batch_id", "BatchID", "bigint"),
+    ("triggered_send_definition_object_id", "TriggeredSendDefinitionObjectID"),
+    ("partner_key", "PartnerKey"),
+    ("client_id", "Client.ID", "bigint"),
+)
+EVENT_EXTRAS = {
+    "SentEvent": _columns(
+        ("list_id", "ListID", "bigint"), ("subscriber_id", "SubscriberID", "bigint")
+    ),
+    "OpenEvent": (),
+    "ClickEvent": _columns(
+        ("url", "URL"), ("url_id", "URLID", "bigint"), ("url_id_long", "URLIDLong", "bigint")
+    ),
+    "BounceEvent": _columns(
+        ("bounce_category", "BounceCategory"),
+        ("bounce_type", "BounceType"),
+        ("smtp_code", "SMTPCode"),
+        ("smtp_reason", "SMTPReason"),
+    ),
+    "UnsubEvent": _columns(("is_master_unsubscribed", "IsMasterUnsubscribed", "bool")),
+    "NotSentEvent": (),
+}
+EVENTS_STRATEGY = (
+    "EventDate windows (30 days) from the cursor less 6 hours of overlap; "
+    "the first sync starts --backfill-days back (730)"
+)
+
+
+def _event_collection(name: str, object_type: str) -> Collection:
+    return Collection(
+        name=name,
+        api=f"SOAP Retrieve {object_type}",
+        primary_key=("event_key",),
+        cursor="event_date",
+        strategy=EVENTS_STRATEGY,
+        permission=TRACKING,
+        columns=(EVENT_KEY, *EVENT_COLUMNS, *EVENT_EXTRAS[object_type]),
+    )
+
+
+# The object each event collection reads.
+EVENT_OBJECTS = {
+    "sent_events": "SentEvent",
+    "open_events": "OpenEvent",
+    "click_events": "ClickEvent",
+    "bounce_events": "BounceEvent",
+    "unsub_events": "UnsubEvent",
+    "not_sent_events": "NotSentEvent",
+}
+EVENTS = tuple(_event_collection(name, obj) for name, obj in EVENT_OBJECTS.items())
+
+COLLECTIONS = {
+    c.name: c
+    for c in (
+        CAMPAIGNS,
+        CAMPAIGN_ASSETS,
+        LISTS,
+        INTERACTIONS,
+        GOALS,
+        LIST_SUBSCRIBERS,
+        SUBSCRIBERS,
+        SENDS,
+        *EVENTS,
+    )
+}

@@ -8,6 +8,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import PurePath
@@ -17,22 +18,36 @@ from urllib.parse import urlsplit, urlunsplit
 import dlt
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sfmc_source.client import DEFAULT_CONCURRENCY, SfmcClient, credentials_from
-from sfmc_source.errors import AuthenticationError, ConfigError, PermissionDenied, SfmcError
+from sfmc_source.errors import (
+    AuthenticationError,
+    BusinessUnitRefused,
+    ConfigError,
+    PermissionDenied,
+    SfmcError,
+)
 from sfmc_source.history import CollectionResult, record_runs
 from sfmc_source.report import Quiet, Reporter, reporter_for
 from sfmc_source.schedule import destination_lock
-from sfmc_source.source import sfmc_source
-from sfmc_source.specs import COLLECTIONS
+from sfmc_source.source import RETENTION, sfmc_source
+from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, EVENTS
 from sfmc_source.timefmt import SYSTEM_TIME
 
 # DuckDB runs inside this process; without a cap a merge of a million rows takes gigabytes.
 # Beyond the cap it spills to a temporary file beside the database.
 DUCKDB_MEMORY_LIMIT = "64MB"
 # Collections loaded together: a child is read from what its parent read.
-GROUPS = (("campaigns", "campaign_assets"), ("lists",), ("interactions", "goals"))
+GROUPS = (
+    ("campaigns", "campaign_assets"),
+    ("lists",),
+    ("interactions", "goals"),
+    ("list_subscribers", "subscribers"),
+    ("sends",),
+    *((c.name,) for c in EVENTS),
+)
 
 
 @dataclass
@@ -116,38 +131,113 @@ def pipeline_for(destination: str, schema: str, pipelines_dir: str | None = None
 
 
 def run_sync(
-    client: SfmcClient,
+    client: SfmcClient | Sequence[SfmcClient],
     pipeline: dlt.Pipeline,
     collections: Sequence[str] | None = None,
     full_refresh: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
     stop: Callable[[], bool] = lambda: False,
     reporter: Reporter | None = None,
+    backfill: timedelta = RETENTION,
 ) -> SyncResult:
-    """Sync the collections (all by default) group by group. Wrong credentials stop the run
-    before anything is written; any other failure fails only its group. When ``stop`` says
-    so, the groups not yet started are left for the next run. ``reporter`` hears of progress."""
+    """Sync the collections (all by default) of each business unit (one client each) group by
+    group. Wrong credentials stop the run before anything is written; a unit whose token or
+    MID cannot be had fails its own collections; any other failure fails only its group. When
+    ``stop`` says so, the groups not yet started are left for the next run. ``reporter``
+    hears of progress. A first sync reads tracking events and sends ``backfill`` back."""
+    clients = [client] if isinstance(client, SfmcClient) else list(client)
     wanted = _selected(collections)
     result = SyncResult(run_id=reporter.run_id) if reporter else SyncResult()
     report = reporter or Quiet(result.run_id)
-    try:
-        client.auth.token()
-    except AuthenticationError as exc:
-        result.fatal = exc
+    units, refused = _units(clients)
+    if not units:  # wrong credentials, or no unit could be synced
+        result.fatal = refused[0][1]
         return result
     try:
         _finish_pending(pipeline)
+        _adopt_tables(pipeline, [mid for _, mid in units])
     except PipelineStepFailed as exc:
         result.fatal = SfmcError(f"loading what an interrupted run left failed: {_innermost(exc)}")
         return result
-    for group in GROUPS:
-        names = [n for n in group if n in wanted]
-        if names and not stop():
-            loaded = _load_group(client, pipeline, names, full_refresh, naive_zone, report)
-            result.collections += loaded
-    result.token_requests = client.auth.token_requests
+    except ConfigError as exc:
+        result.fatal = exc
+        return result
+    several = len(clients) > 1
+    for unit_client, error in refused:
+        mid = unit_client.credentials.account_id
+        for name in (n for group in GROUPS for n in group if n in wanted):
+            label = f"{name}@{mid}" if several else name
+            failed = CollectionResult(
+                label, collection=name, business_unit_id=mid, error=str(error)
+            )
+            failed.finished = failed.started
+            report.finished(failed)
+            result.collections.append(failed)
+    for unit_client, mid in units:
+        for group in GROUPS:
+            names = [n for n in group if n in wanted]
+            if names and not stop():
+                options = LoadOptions(full_refresh, naive_zone, backfill, several)
+                result.collections += _load_group(
+                    unit_client, mid, pipeline, names, options, report
+                )
+    result.token_requests = sum(c.auth.token_requests for c in clients)
     result.history_error = record_runs(pipeline, result.run_id, result.collections)
     return result
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    full_refresh: bool
+    naive_zone: timezone
+    backfill: timedelta
+    several_units: bool  # results are labelled collection@MID
+
+
+def _units(
+    clients: list[SfmcClient],
+) -> tuple[list[tuple[SfmcClient, int]], list[tuple[SfmcClient, SfmcError]]]:
+    """Each client with its MID, and those that got no token or MID with why. Wrong
+    credentials are the first client's failure: no other is tried."""
+    units: list[tuple[SfmcClient, int]] = []
+    refused: list[tuple[SfmcClient, SfmcError]] = []
+    for client in clients:
+        try:
+            client.auth.token()
+            units.append((client, client.business_unit_id()))
+        except BusinessUnitRefused as exc:
+            refused.append((client, exc))
+        except AuthenticationError as exc:
+            return [], [(client, exc)]
+        except SfmcError as exc:
+            refused.append((client, exc))
+    return units, refused
+
+
+def _adopt_tables(pipeline: dlt.Pipeline, mids: list[int]) -> None:
+    """Tables an earlier version loaded have no ``business_unit_id``: their rows get the MID of
+    the one business unit this run syncs (they came from it), and the column is added before
+    dlt adds it as a key. Destinations without SQL are left as they are."""
+    with pipeline.destination_client() as client:
+        if not isinstance(client, SqlJobClientBase):
+            return
+        found = client.get_storage_tables(list(COLLECTIONS))
+        legacy = [
+            name for name, columns in found if columns and BUSINESS_UNIT_ID.name not in columns
+        ]
+    if not legacy:
+        return
+    if len(mids) != 1:
+        raise ConfigError(
+            f"tables {', '.join(legacy)} were loaded before business units were tracked; sync "
+            "the business unit they came from alone once (--account-ids MID), then add others"
+        )
+    with pipeline.sql_client() as sql:
+        column = sql.escape_column_name(BUSINESS_UNIT_ID.name)
+        for name in legacy:
+            table = sql.make_qualified_table_name(name)
+            sql.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT")
+            sql.execute_sql(f"UPDATE {table} SET {column} = {int(mids[0])}")
 
 
 def _finish_pending(pipeline: dlt.Pipeline) -> None:
@@ -174,21 +264,25 @@ def _selected(collections: Sequence[str] | None) -> set[str]:
 
 def _load_group(
     client: SfmcClient,
+    mid: int,
     pipeline: dlt.Pipeline,
     names: list[str],
-    full_refresh: bool,
-    naive_zone: timezone,
+    options: LoadOptions,
     report: Reporter,
 ) -> list[CollectionResult]:
     before = dict(client.requests_by)
-    results = [CollectionResult(name) for name in names]
+    labels = {n: f"{n}@{mid}" if options.several_units else n for n in names}
+    results = [CollectionResult(labels[n], collection=n, business_unit_id=mid) for n in names]
     counts: Counter[str] = Counter()
 
     def progress(name: str) -> None:
-        report.progress(name, counts[name], client.requests_by[name] - before.get(name, 0))
+        requests = client.requests_by[name] - before.get(name, 0)
+        report.progress(labels[name], counts[name], requests)
 
-    report.started(names)
-    source = sfmc_source(client, names, full_refresh, naive_zone, counts, progress)
+    report.started(list(labels.values()))
+    source = sfmc_source(
+        client, names, options.full_refresh, options.naive_zone, counts, progress, options.backfill
+    )
     try:
         pipeline.run(source, loader_file_format=_file_format(pipeline))
     except PipelineStepFailed as exc:
@@ -199,11 +293,11 @@ def _load_group(
             result.error = error
     else:
         for result in results:
-            result.rows = counts[result.name]
+            result.rows = counts[result.collection]
     finished = datetime.now(UTC)
     for result in results:
         result.finished = finished
-        result.requests = client.requests_by[result.name] - before.get(result.name, 0)
+        result.requests = client.requests_by[result.collection] - before.get(result.collection, 0)
         report.finished(result)
     return results
 
@@ -258,6 +352,8 @@ def run_sync_command(
     subdomain: str | None,
     account_id: int | None,
     auth_url: str | None,
+    account_ids: str | None = None,
+    backfill_days: int = RETENTION.days,
     system_offset: str = "-06:00",
     concurrency: int = DEFAULT_CONCURRENCY,
     stop: Callable[[], bool] = lambda: False,
@@ -266,22 +362,46 @@ def run_sync_command(
 ) -> int:
     """What ``sfmc-source sync`` does: check settings, sync, print the summary; the exit code."""
     naive_zone = parse_offset(system_offset)
-    credentials = credentials_from(client_id, client_secret, subdomain, account_id, auth_url)
+    mids = parse_account_ids(account_ids, account_id)
+    credentials = [
+        credentials_from(client_id, client_secret, subdomain, mid, auth_url) for mid in mids
+    ]
     _selected(collections)
     pipeline = pipeline_for(destination, schema)
-    with (
-        destination_lock(pipeline.pipeline_name),
-        SfmcClient(credentials, concurrency=concurrency) as client,
-    ):
-        reporter = reporter_for(log_format, uuid.uuid4().hex, client.secrets, verbose)
+    with destination_lock(pipeline.pipeline_name), ExitStack() as stack:
+        clients = [stack.enter_context(SfmcClient(c, concurrency=concurrency)) for c in credentials]
+
+        def secrets() -> list[str]:
+            return [secret for client in clients for secret in client.secrets()]
+
+        reporter = reporter_for(log_format, uuid.uuid4().hex, secrets, verbose)
+        backfill = timedelta(days=backfill_days)
         try:
             result = run_sync(
-                client, pipeline, collections, full_refresh, naive_zone, stop, reporter
+                clients, pipeline, collections, full_refresh, naive_zone, stop, reporter, backfill
             )
         finally:
             reporter.close()
     summarize(result, reporter)
     return result.exit_code
+
+
+def parse_account_ids(text: str | None, single: int | None = None) -> list[int | None]:
+    """``--account-ids 512345678,512345679`` (or one ``--account-id``); none: the package's
+    own business unit."""
+    if text and single is not None:
+        raise ConfigError("use --account-ids or --account-id, not both")
+    if not text:
+        return [single]
+    mids: list[int | None] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part.isdigit() or int(part) == 0:
+            raise ConfigError(
+                f"--account-ids {text!r}: use MIDs (whole numbers) separated by commas"
+            )
+        if int(part) not in mids:
+            mids.append(int(part))
+    return mids
 
 
 def parse_offset(text: str) -> timezone:

@@ -21,6 +21,7 @@ from test_sync_e2e import (
     JOURNEY_PAGES,
     LIST_RETRIEVES,
     TOKEN,
+    USERINFO,
     Destination,
     Syncs,
     assert_equals_emulator,
@@ -71,7 +72,13 @@ def journey_pages(emu: Emulator) -> int:
 
 def no_change_counts(emu: Emulator) -> dict[str, int]:
     """Every request an incremental run with nothing new makes."""
-    return {TOKEN: 1, CAMPAIGN_PAGES: 1, LIST_RETRIEVES: 1, JOURNEY_PAGES: journey_pages(emu)}
+    return {
+        TOKEN: 1,
+        USERINFO: 1,
+        CAMPAIGN_PAGES: 1,
+        LIST_RETRIEVES: 1,
+        JOURNEY_PAGES: journey_pages(emu),
+    }
 
 
 def fully_synced(emulator_factory: Factory, destination: Destination, syncs: Syncs) -> Emulator:
@@ -84,6 +91,7 @@ def fully_synced(emulator_factory: Factory, destination: Destination, syncs: Syn
     assert_ok(first)
     assert counts(emu) == {
         TOKEN: 1,
+        USERINFO: 1,
         CAMPAIGN_PAGES: math.ceil(CAMPAIGNS / 50),
         ASSETS: CAMPAIGNS,
         DESCRIBES: 1,
@@ -187,6 +195,7 @@ def test_a_full_refresh_rereads_every_campaigns_assets_and_describes_again(
     assert_ok(result)
     assert counts(emu) == {
         TOKEN: 1,
+        USERINFO: 1,
         CAMPAIGN_PAGES: math.ceil(CAMPAIGNS / 50),
         ASSETS: CAMPAIGNS,
         DESCRIBES: 1,
@@ -243,7 +252,7 @@ def test_list_properties_refused_once_are_never_described_or_asked_for_again(
     first = syncs.run(emu, duckdb_destination, collections=["lists"])
 
     assert outcome(first) == {"lists": None}
-    assert counts(emu) == {TOKEN: 1, DESCRIBES: 1, LIST_RETRIEVES: first_retrieves}
+    assert counts(emu) == {TOKEN: 1, USERINFO: 1, DESCRIBES: 1, LIST_RETRIEVES: first_retrieves}
     assert_warehouse_equals(duckdb_destination, expected_lists(emu))
 
     changed = sorted(unit.lists)[:3]
@@ -256,7 +265,7 @@ def test_list_properties_refused_once_are_never_described_or_asked_for_again(
     assert outcome(second) == {"lists": None}
     # no Describe, and a single Retrieve: it did not name a refused property (the emulator
     # would have refused it, and the list Retrieve would have been made twice)
-    assert counts(emu) == {TOKEN: 1, LIST_RETRIEVES: 1}
+    assert counts(emu) == {TOKEN: 1, USERINFO: 1, LIST_RETRIEVES: 1}
     assert requests_of(second) == {"lists": 1}
     assert rows_of(second)["lists"] >= len(changed)
     assert_warehouse_equals(duckdb_destination, expected_lists(emu))

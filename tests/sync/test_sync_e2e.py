@@ -47,6 +47,8 @@ CAMPAIGN_PAGES = "GET /hub/v1/campaigns"
 JOURNEY_PAGES = "GET /interaction/v1/interactions"
 LIST_RETRIEVES = "SOAP Retrieve List"
 TOKEN = "POST /v2/token"
+# Without an account id, each run asks once which business unit the package is in.
+USERINFO = "GET /v2/userinfo"
 
 # ---- destinations and clients ----------------------------------------------------------
 
@@ -553,6 +555,7 @@ class Syncs:
         client: SfmcClient | None = None,
         **options: Any,
     ) -> SyncResult:
+        options.setdefault("collections", TABLES)  # engagement data: test_engagement_e2e.py
         return run_sync(client or self.new_client(emu), self.pipeline(dest, machine), **options)
 
 
@@ -722,7 +725,8 @@ def test_columns_have_the_seed_names_and_types(
 
 DLT_COLUMNS = {"_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_list_idx", "_dlt_root_id"}
 # The one extra the README notes: the in-flight hard-delete marker, null in every stored row.
-NOTED_EXTRAS = {("campaign_assets", "_sfmc_deleted")}
+# Every row names the business unit it was read in (the first part of every primary key).
+NOTED_EXTRAS = {("campaign_assets", "_sfmc_deleted")} | {(t, "business_unit_id") for t in TABLES}
 
 
 def test_tables_have_no_columns_beyond_the_seeds(
@@ -740,6 +744,11 @@ def test_tables_have_no_columns_beyond_the_seeds(
         if table in TABLES and column not in COLUMNS[table] and column not in DLT_COLUMNS
     }
     assert extra == NOTED_EXTRAS
+    for table in TABLES:
+        units = duckdb_destination.query(
+            f"SELECT DISTINCT business_unit_id FROM {{schema}}.{table}"
+        )
+        assert units == [(emu.config.mids[0],)], table
     marked = duckdb_destination.query(
         "SELECT count(*) FROM {schema}.campaign_assets WHERE _sfmc_deleted IS NOT NULL"
     )
@@ -1029,7 +1038,7 @@ def test_a_missing_permission_on_the_command_line(
 ) -> None:
     emu = emulator_factory(sizes=SMALL, scopes=("campaign_read", "list_and_subscribers_read"))
 
-    run = cli.run(emu, duckdb_destination)
+    run = cli.run(emu, duckdb_destination, "--collections", ",".join(TABLES))
 
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr

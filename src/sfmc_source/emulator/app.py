@@ -17,7 +17,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from sfmc_source.emulator import rest, soap
-from sfmc_source.emulator.auth import READ_SCOPES, TOKEN_PATH, Package, Token, TokenIssuer
+from sfmc_source.emulator.auth import (
+    READ_SCOPES,
+    TOKEN_PATH,
+    USERINFO_PATH,
+    Package,
+    Token,
+    TokenIssuer,
+)
 from sfmc_source.emulator.catalogue import CATALOGUE, SoapObject, SoapProperty
 from sfmc_source.emulator.data import BusinessUnit, Clock, Mutations, Row
 from sfmc_source.emulator.generate import Sizes, generate_unit
@@ -180,6 +187,8 @@ class EmulatorApp:
             if request.method != "POST":
                 return f"{request.method} {path}", None, rest_error(405, "Method Not Allowed", None)
             return TOKEN_ENDPOINT, None, self.tokens.issue(request, self.base_url)
+        if path == USERINFO_PATH and request.method == "GET":
+            return f"GET {USERINFO_PATH}", None, self.tokens.userinfo(request)
         if path.lower() in SOAP_PATHS:
             return self._soap(request)
         if path.startswith("/rest/"):

@@ -13,6 +13,7 @@ from typing import Any
 
 from sfmc_source.emulator.messages import Request, Response, to_json
 
+USERINFO_PATH = "/v2/userinfo"
 TOKEN_PATH = "/v2/token"
 READ_SCOPES = (
     "campaign_read",
@@ -110,6 +111,18 @@ class TokenIssuer:
                 }
             ),
         )
+
+    def userinfo(self, request: Request) -> Response:
+        """``GET /v2/userinfo``: who the bearer token acts for; here only what a sync reads,
+        the business unit (``organization.member_id``) and its enterprise."""
+        header = request.headers.get("authorization", "")
+        token, expired = self.holder(
+            header[7:].strip() if header[:7].lower() == "bearer " else None
+        )
+        if token is None or expired:
+            return oauth_error(401, "invalid_token", "The access token is not valid.")
+        organization = {"member_id": token.mid, "enterprise_id": self._package().default_mid}
+        return Response(200, to_json({"organization": organization}))
 
     def holder(self, token: str | None) -> tuple[Token | None, bool]:
         """The token's record, if it was issued here, and whether it has expired."""
