@@ -8,7 +8,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import PurePath
@@ -39,6 +39,7 @@ from sfmc_source.timefmt import SYSTEM_TIME
 # DuckDB runs inside this process; without a cap a merge of a million rows takes gigabytes.
 # Beyond the cap it spills to a temporary file beside the database.
 DUCKDB_MEMORY_LIMIT = "64MB"
+UNIT = BUSINESS_UNIT_ID.name
 # Collections loaded together: a child is read from what its parent read.
 GROUPS = (
     ("campaigns", "campaign_assets"),
@@ -217,27 +218,29 @@ def _units(
 def _adopt_tables(pipeline: dlt.Pipeline, mids: list[int]) -> None:
     """Tables an earlier version loaded have no ``business_unit_id``: their rows get the MID of
     the one business unit this run syncs (they came from it), and the column is added before
-    dlt adds it as a key. Destinations without SQL are left as they are."""
+    dlt adds it as a key, in the dataset and in its staging dataset. Destinations without SQL
+    are left as they are."""
     with pipeline.destination_client() as client:
         if not isinstance(client, SqlJobClientBase):
             return
-        found = client.get_storage_tables(list(COLLECTIONS))
-        legacy = [
-            name for name, columns in found if columns and BUSINESS_UNIT_ID.name not in columns
-        ]
-    if not legacy:
-        return
-    if len(mids) != 1:
-        raise ConfigError(
-            f"tables {', '.join(legacy)} were loaded before business units were tracked; sync "
-            "the business unit they came from alone once (--account-ids MID), then add others"
-        )
-    with pipeline.sql_client() as sql:
-        column = sql.escape_column_name(BUSINESS_UNIT_ID.name)
-        for name in legacy:
-            table = sql.make_qualified_table_name(name)
-            sql.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT")
-            sql.execute_sql(f"UPDATE {table} SET {column} = {int(mids[0])}")
+        for staging in (False, True):
+            with client.with_staging_dataset() if staging else nullcontext():
+                found = client.get_storage_tables(list(COLLECTIONS))
+                legacy = [n for n, columns in found if columns and UNIT not in columns]
+                if legacy and len(mids) != 1:
+                    raise ConfigError(
+                        f"tables {', '.join(legacy)} were loaded before business units were "
+                        "tracked; sync the business unit they came from alone once "
+                        "(--account-ids MID), then add others"
+                    )
+                sql = client.sql_client
+                for name in legacy:
+                    table, column = (
+                        sql.make_qualified_table_name(name),
+                        sql.escape_column_name(UNIT),
+                    )
+                    sql.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT")
+                    sql.execute_sql(f"UPDATE {table} SET {column} = {int(mids[0])}")
 
 
 def _finish_pending(pipeline: dlt.Pipeline) -> None:
