@@ -38,7 +38,7 @@ def _scale(ctx: click.Context | None, param: click.Parameter | None, value: str)
         sizes_for(value)
     except ValueError:
         raise click.BadParameter(
-            "use small, medium, large or a whole number N (N × small)"
+            "use small, medium, large, events or a whole number N (N × small)"
         ) from None
     return value
 
@@ -86,7 +86,7 @@ def main() -> None:
     default="small",
     show_default=True,
     callback=_scale,
-    help="small, medium, large, or N (N times small).",
+    help="small, medium, large, events (a million tracking events), or N (N times small).",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the data generator.")
 @click.option(

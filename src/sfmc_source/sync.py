@@ -224,7 +224,7 @@ def _adopt_tables(pipeline: dlt.Pipeline, mids: list[int]) -> None:
         if not isinstance(client, SqlJobClientBase):
             return
         for staging in (False, True):
-            with client.with_staging_dataset() if staging else nullcontext():
+            with client.sql_client.with_staging_dataset() if staging else nullcontext():
                 found = client.get_storage_tables(list(COLLECTIONS))
                 legacy = [n for n, columns in found if columns and UNIT not in columns]
                 if legacy and len(mids) != 1:

@@ -4,22 +4,31 @@ with the emulator's stored data."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from lxml import etree
 
 from sfmc_source import soap
 from sfmc_source.client import Credentials, SfmcClient
-from sfmc_source.emulator import Emulator, Sizes
+from sfmc_source.emulator import SCALES, Emulator, Sizes, sizes_for
 from sfmc_source.emulator.auth import READ_SCOPES
-from sfmc_source.emulator.catalogue import CATALOGUE, TRACKING_EVENTS, SoapObject
-from sfmc_source.emulator.data import Fields
+from sfmc_source.emulator.catalogue import CATALOGUE, OPEN_EVENT, TRACKING_EVENTS, SoapObject
+from sfmc_source.emulator.data import Clock, Fields, Mutations
+from sfmc_source.emulator.generate import HISTORY_END, generate_unit
+from sfmc_source.emulator.retrieval import select
+from sfmc_source.emulator.soap import PARTNER, ResultsWriter, compile_condition
+from sfmc_source.emulator.tracking import EventRun
 from sfmc_source.errors import PermissionDenied, RequestRejected
 from sfmc_source.timefmt import format_system_time, parse_timestamp
+from tests.conftest import Session
 
+MID = 512_345_678
 SIZES = Sizes(campaigns=0, lists=5, journeys=0, subscribers=300, sends=6, recipients_per_send=120)
 ENGAGEMENT = ["Subscriber", "ListSubscriber", "Send", *(event.name for event in TRACKING_EVENTS)]
 
@@ -163,16 +172,25 @@ def test_events_need_the_tracking_events_scope(emulator_factory: Callable[..., E
 
 
 def test_events_span_the_retention_window_and_sends_the_events_they_had() -> None:
-    from sfmc_source.emulator.generate import HISTORY_END, generate_unit
-
-    unit = generate_unit(3, 512_345_678, SIZES)
-    dates = [row.fields["EventDate"] for rows in unit.events.values() for row in rows]
+    unit = generate_unit(3, MID, SIZES)
+    dates = [fields["EventDate"] for table in unit.events.values() for fields in table.records()]
     assert min(dates) >= HISTORY_END - timedelta(days=730)
-    assert sum(len(rows) for rows in unit.events.values()) > SIZES.sends * 50
-    again = generate_unit(3, 512_345_678, SIZES)
-    assert [r.fields for r in again.events["ClickEvent"]] == [
-        r.fields for r in unit.events["ClickEvent"]
-    ]
+    assert sum(len(table) for table in unit.events.values()) > SIZES.sends * 50
+    again = generate_unit(3, MID, SIZES)
+    assert list(again.events["ClickEvent"].records()) == list(unit.events["ClickEvent"].records())
+
+
+def test_generated_events_and_sends_are_what_they_always_were() -> None:
+    """The same seed gives the same tenant as before events were kept as columns, to the
+    byte on the wire (digests taken from the dict-per-event generator)."""
+    unit = generate_unit(3, MID, SIZES)
+    wire = hashlib.sha256()
+    for obj in TRACKING_EVENTS:
+        writer = ResultsWriter(obj, retrievable(obj))
+        wire.update(b"".join(select(obj, [unit], None).write(writer)))
+    sends = repr([sorted(row.fields.items()) for row in unit.sends.values()])
+    assert wire.hexdigest().startswith("32e6b69c43fcdc1c1e40bfcb0b16cd4bd4397e33")
+    assert hashlib.sha256(sends.encode()).hexdigest().startswith("db48986d9d70990ee947")
 
 
 def test_a_late_event_lands_in_its_past_window_and_moves_counters_not_modified_date(
@@ -182,9 +200,7 @@ def test_a_late_event_lands_in_its_past_window_and_moves_counters_not_modified_d
     send_id = min(unit.sends)
     send = unit.sends[send_id].fields
     before = dict(send)
-    opened = {
-        e.fields["SubscriberKey"] for e in unit.events["OpenEvent"] if e.fields["SendID"] == send_id
-    }
+    opened = {e["SubscriberKey"] for e in stored(emulator, "OpenEvent") if e["SendID"] == send_id}
     new_key = next(k for k in unit.subscribers if k not in opened)
     late = send["SendDate"] + timedelta(hours=1)
     emulator.app.mutate.add("OpenEvent", SendID=send_id, SubscriberKey=new_key, EventDate=late)
@@ -199,7 +215,7 @@ def test_a_late_event_lands_in_its_past_window_and_moves_counters_not_modified_d
     assert [r["SubscriberKey"] for r in rows if r["SendID"] == str(send_id)].count(new_key) == 2
     assert send["UniqueOpens"] == before["UniqueOpens"] + 1  # one subscriber, two opens
     assert send["ModifiedDate"] == before["ModifiedDate"]
-    dates = [e.fields["EventDate"] for e in unit.events["OpenEvent"]]
+    dates = [e["EventDate"] for e in stored(emulator, "OpenEvent")]
     assert dates == sorted(dates)
 
 
@@ -216,3 +232,198 @@ def test_memberships_subscribers_and_sends_can_change(emulator: Emulator) -> Non
     mutate.delete("sends", min(unit.sends))
     rows = retrieve(emulator, "Send", properties=["ID"])
     assert len(rows) == SIZES.sends - 1
+
+
+# ---- a million events: the scale, EventDate windows, late events, paging ------------------
+
+
+def test_the_events_scale_holds_about_a_million_tracking_events() -> None:
+    sizes = sizes_for("events")
+    assert sizes == SCALES["events"]
+    # ten of its sends are enough to count what each brings
+    sample = generate_unit(1, MID, replace(sizes, sends=10))
+    per_send = sum(len(table) for table in sample.events.values()) / 10
+    assert 950_000 < per_send * sizes.sends < 1_050_000
+    assert len(sample.events["SentEvent"]) > len(sample.events["OpenEvent"]) > 0
+
+
+def date_filter(op: str, *instants: datetime) -> str:
+    values = "".join(f"<DateValue>{soap.format_date_value(i)}</DateValue>" for i in instants)
+    inner = f"<Property>EventDate</Property><SimpleOperator>{op}</SimpleOperator>{values}"
+    return f'<{{tag}} xsi:type="SimpleFilterPart">{inner}</{{tag}}>'
+
+
+def value_filter(prop: str, op: str, *values: object) -> str:
+    given = "".join(f"<Value>{v}</Value>" for v in values)
+    inner = f"<Property>{prop}</Property><SimpleOperator>{op}</SimpleOperator>{given}"
+    return f'<{{tag}} xsi:type="SimpleFilterPart">{inner}</{{tag}}>'
+
+
+def joined(logical: str, left: str, right: str, *more: str) -> str:
+    inner = left.format(tag="LeftOperand") + f"<LogicalOperator>{logical}</LogicalOperator>"
+    inner += right.format(tag="RightOperand")
+    if more:
+        extra = "".join(part.format(tag="Operand") for part in more)
+        inner += f"<AdditionalOperands>{extra}</AdditionalOperands>"
+    return f'<{{tag}} xsi:type="ComplexFilterPart">{inner}</{{tag}}>'
+
+
+def filter_element(part: str) -> etree._Element:
+    namespaces = f'xmlns="{PARTNER}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+    xml = part.format(tag="Filter").replace("<Filter ", f"<Filter {namespaces} ", 1)
+    return etree.fromstring(xml)
+
+
+# (window from instants a < b and some send IDs, whether it bisects, whether rows match)
+Window = Callable[[datetime, datetime, list[int]], str]
+WINDOWS = [
+    pytest.param(
+        lambda a, b, s: joined(
+            "AND", date_filter("greaterThan", a), date_filter("lessThanOrEqual", b)
+        ),
+        True,
+        True,
+        id="greaterThan A AND lessThanOrEqual B",
+    ),
+    pytest.param(lambda a, b, s: date_filter("between", a, b), True, True, id="between"),
+    pytest.param(lambda a, b, s: date_filter("greaterThanOrEqual", a), True, True, id="since"),
+    pytest.param(lambda a, b, s: date_filter("lessThan", b), True, True, id="before"),
+    pytest.param(lambda a, b, s: date_filter("equals", a), True, True, id="at"),
+    pytest.param(
+        lambda a, b, s: joined(
+            "AND",
+            date_filter("greaterThanOrEqual", a),
+            date_filter("lessThan", b),
+            date_filter("greaterThan", a),
+        ),
+        True,
+        True,
+        id="three bounds",
+    ),
+    pytest.param(lambda a, b, s: date_filter("between", b, a), True, False, id="inverted"),
+    pytest.param(
+        lambda a, b, s: joined(
+            "AND",
+            joined("AND", date_filter("greaterThan", a), date_filter("lessThanOrEqual", b)),
+            value_filter("SendID", "IN", *s),
+        ),
+        True,
+        True,
+        id="window AND SendID IN",
+    ),
+    pytest.param(
+        lambda a, b, s: joined("OR", date_filter("lessThan", a), date_filter("greaterThan", b)),
+        False,
+        True,
+        id="outside a window (OR: scanned)",
+    ),
+]
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["generated", "with late events"])
+@pytest.mark.parametrize(("window", "bisects", "matches"), WINDOWS)
+def test_event_date_windows_bisect_to_exactly_the_rows_a_scan_finds(
+    window: Window, bisects: bool, matches: bool, late: bool
+) -> None:
+    unit = generate_unit(3, MID, SIZES)
+    table = unit.events["OpenEvent"]
+    dates = sorted(fields["EventDate"] for fields in table.records())
+    a, b = dates[len(dates) // 4], dates[len(dates) // 2]  # on events: the bounds matter
+    if late:  # ties at both bounds, and some in between, added after the others
+        mutate = Mutations({MID: unit}, Clock(), MID)
+        for at in (a, b, a + (b - a) / 3, dates[0] - timedelta(days=1), dates[-1]):
+            mutate.add("OpenEvent", SendID=min(unit.sends), SubscriberKey="late", EventDate=at)
+    element = filter_element(window(a, b, sorted(unit.sends)[::2]))
+    condition = compile_condition(element, OPEN_EVENT)
+    assert (condition.after is not None or condition.until is not None) == bisects
+    runs = select(OPEN_EVENT, [unit], element).parts
+    got = [table.fields(p) for run in runs if isinstance(run, EventRun) for p in run.positions]
+    assert got == [fields for fields in table.records() if condition.test(fields)]
+    assert bool(got) == matches
+
+
+def window(after: datetime, until: datetime) -> soap.ComplexFilter:
+    """``EventDate greaterThan after AND EventDate lessThanOrEqual until``: how the connector
+    reads events."""
+    return soap.ComplexFilter(
+        soap.SimpleFilter("EventDate", "greaterThan", (soap.format_date_value(after),), True),
+        "AND",
+        soap.SimpleFilter("EventDate", "lessThanOrEqual", (soap.format_date_value(until),), True),
+    )
+
+
+def test_late_events_land_in_the_window_of_their_event_date(emulator: Emulator) -> None:
+    events = stored(emulator, "SentEvent")
+    dates = sorted(e["EventDate"] for e in events)
+    first, last = dates[0] - timedelta(days=1), dates[-1] + timedelta(days=30)
+    a, b = dates[len(dates) // 3], dates[2 * len(dates) // 3]
+    windows = [(first, a), (a, b), (b, last)]
+    late = {  # SubscriberKey: the window it belongs in
+        "at-a": (a, 0),
+        "just-after-a": (a + timedelta(milliseconds=1), 1),
+        "at-b": (b, 1),
+        "just-after-b": (b + timedelta(milliseconds=1), 2),
+        "oldest": (dates[0], 0),
+        "newest": (dates[-1] + timedelta(days=1), 2),
+    }
+    send_id = min(emulator.app.unit().sends)
+    for key, (at, _) in late.items():
+        emulator.app.mutate.add("SentEvent", SendID=send_id, SubscriberKey=key, EventDate=at)
+    found: dict[str, list[int]] = {key: [] for key in late}
+    total = 0
+    for number, (after, until) in enumerate(windows):
+        rows = retrieve(emulator, "SentEvent", window(after, until), ["SubscriberKey", "EventDate"])
+        total += len(rows)
+        for row in rows:
+            if row["SubscriberKey"] in found:
+                found[row["SubscriberKey"] or ""].append(number)
+    assert found == {key: [number] for key, (_, number) in late.items()}
+    assert total == len(events) + len(late)
+
+
+def page_rows(response: httpx.Response) -> list[tuple[str | None, ...]]:
+    root = etree.fromstring(response.content)
+    results = root.iter(f"{{{PARTNER}}}Results")
+    return [tuple(r.findtext(f"{{{PARTNER}}}{p}") for p in PAGED) for r in results]
+
+
+PAGED = ["SendID", "SubscriberKey", "EventDate", "BatchID"]
+
+
+def test_paging_through_a_window_returns_every_row_once(
+    emulator: Emulator, http: httpx.Client
+) -> None:
+    session = Session(http, emulator)
+    events = stored(emulator, "SentEvent")
+    dates = sorted(e["EventDate"] for e in events)
+    a, b = dates[len(dates) // 5], dates[4 * len(dates) // 5]
+    inside = [e for e in events if a < e["EventDate"] <= b]
+    part = joined("AND", date_filter("greaterThan", a), date_filter("lessThanOrEqual", b))
+    request = (
+        "<ObjectType>SentEvent</ObjectType>"
+        + "".join(f"<Properties>{p}</Properties>" for p in PAGED)
+        + part.format(tag="Filter")
+        + "<Options><BatchSize>50</BatchSize></Options>"
+    )
+    pages = [session.soap("Retrieve", retrieve_message(request))]
+    while b"MoreDataAvailable" in pages[-1].content:
+        if len(pages) == 2:  # events arriving meanwhile do not shift the pages
+            send_id = min(emulator.app.unit().sends)
+            for at in (a + timedelta(milliseconds=1), b, dates[0]):
+                emulator.app.mutate.add("SentEvent", SendID=send_id, EventDate=at)
+        continued = f"<ContinueRequest>{continuation(pages[-1])}</ContinueRequest>"
+        pages.append(session.soap("Retrieve", retrieve_message(continued)))
+    rows = [row for page in pages for row in page_rows(page)]
+    assert Counter(rows) == Counter(tuple(as_text(e.get(p)) for p in PAGED) for e in inside)
+    assert len(pages) == -(-len(inside) // 50) and len(pages) > 3
+    again = session.soap("Retrieve", retrieve_message(request.replace(">50<", ">2500<")))
+    assert len(page_rows(again)) == len(inside) + 2  # the two late events inside it
+
+
+def retrieve_message(request: str) -> str:
+    inner = f"<RetrieveRequest>{request}</RetrieveRequest>"
+    return f'<RetrieveRequestMsg xmlns="{PARTNER}">{inner}</RetrieveRequestMsg>'
+
+
+def continuation(response: httpx.Response) -> str:
+    return etree.fromstring(response.content).findtext(f".//{{{PARTNER}}}RequestID") or ""

@@ -79,7 +79,11 @@ MEMBERSHIP_FIELDS = {
     "partner_key": "PartnerKey",
     "client_id": "Client.ID",
 }
-COUNTERS = ["NumberTargeted", "NumberSent", "NumberDelivered", "NumberErrored", "NumberExcluded", "HardBounces", "SoftBounces", "OtherBounces", "UniqueOpens", "UniqueClicks", "Unsubscribes", "ForwardedEmails", "MissingAddresses", "Duplicates", "InvalidAddresses"]
+COUNTERS = (
+    "NumberTargeted", "NumberSent", "NumberDelivered", "NumberErrored", "NumberExcluded",
+    "HardBounces", "SoftBounces", "OtherBounces", "UniqueOpens", "UniqueClicks", "Unsubscribes",
+    "ForwardedEmails", "MissingAddresses", "Duplicates", "InvalidAddresses",
+)  # fmt: skip
 SEND_FIELDS = {
     "id": "ID",
     "email_id": "EmailID",

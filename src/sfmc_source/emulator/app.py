@@ -26,7 +26,7 @@ from sfmc_source.emulator.auth import (
     TokenIssuer,
 )
 from sfmc_source.emulator.catalogue import CATALOGUE, SoapObject, SoapProperty
-from sfmc_source.emulator.data import BusinessUnit, Clock, Mutations, Row
+from sfmc_source.emulator.data import BusinessUnit, Clock, Mutations
 from sfmc_source.emulator.generate import Sizes, generate_unit
 from sfmc_source.emulator.log import TOKEN_ENDPOINT, LoggedRequest, RequestLog
 from sfmc_source.emulator.messages import (
@@ -38,6 +38,7 @@ from sfmc_source.emulator.messages import (
     rest_error,
     to_json,
 )
+from sfmc_source.emulator.retrieval import Matches, select
 
 MAX_BATCH = 2_500
 SOAP_PATHS = ("/soap/service.asmx",)
@@ -113,7 +114,7 @@ class Cursor:
     """A Retrieve in progress: the rows matched when it began, and how far it has got."""
 
     writer: soap.ResultsWriter
-    rows: list[Row]
+    rows: Matches
     batch: int
     mid: int
     offset: int = 0
@@ -336,9 +337,7 @@ class EmulatorApp:
                 while len(self._cursors) > 256:
                     self._cursors.popitem(last=False)
         status = "MoreDataAvailable" if more else "OK"
-        body = soap.retrieve_response(
-            status, request_id, [cursor.writer.write(row) for row in chunk]
-        )
+        body = soap.retrieve_response(status, request_id, chunk.write(cursor.writer))
         response = Response(
             200,
             soap.envelope("RetrieveResponse", relates_to, body),
@@ -375,14 +374,8 @@ class EmulatorApp:
                 f"Error: The Request Property(s) {', '.join(bad) or '(none)'} do not "
                 f"match with the fields of {obj.name} retrieve"
             )
-        test = soap.compile_filter(request.filter, obj) if request.filter is not None else None
         with self.mutate.lock:
-            rows = [
-                row
-                for unit in self._units_for(request, token)
-                for row in obj.rows(unit)
-                if test is None or test(row.fields)
-            ]
+            rows = select(obj, self._units_for(request, token), request.filter)
         batch = (
             request.batch_size
             if request.batch_size and 0 < request.batch_size < MAX_BATCH

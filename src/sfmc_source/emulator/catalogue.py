@@ -2,16 +2,18 @@
 
 Each object is one row: its name, the scope its package needs, its properties in WSDL order
 (that is the order SFMC writes them) with their Describe data type, and where its records
-live (sfmc-api.md §3.9). Data extensions are still to come.
+live (sfmc-api.md §3.9): ``Row`` objects, or for tracking events an ``EventTable`` of columns.
+Data extensions are still to come.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
 from sfmc_source.emulator.data import BusinessUnit, Row
+from sfmc_source.emulator.tracking import EventTable
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class SoapObject:
     scope: str
     properties: tuple[SoapProperty, ...]
     rows: Callable[[BusinessUnit], Iterable[Row]]
+    # Where a tracking event object's rows are (``rows`` then makes a Row of each, in order).
+    table: Callable[[BusinessUnit], EventTable] | None = None
 
     def property(self, name: str) -> SoapProperty | None:
         return self.by_name.get(name)
@@ -211,8 +215,14 @@ def _tracking_event(name: str, *extra: SoapProperty, pairs: tuple[str, ...] = ()
             *(() if name == "ClickEvent" else (SoapProperty("URL", "String"),)),
             *extra,
         ),
-        rows=lambda unit: unit.events.get(name, ()),
+        rows=lambda unit: _event_rows(unit.events.get(name)),
+        table=lambda unit: unit.events.get(name, EventTable()),
     )
+
+
+def _event_rows(table: EventTable | None) -> Iterator[Row]:
+    for fields in table.records() if table is not None else ():
+        yield Row(fields)
 
 
 SENT_EVENT = _tracking_event("SentEvent", pairs=("ListID", "SubscriberID"))

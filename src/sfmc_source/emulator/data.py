@@ -4,17 +4,19 @@ subscribers and their list memberships, sends and tracking events.
 Records are kept in the shape SFMC serves them (REST items keyed by their JSON names, SOAP
 objects keyed by their property names, nested ``Client`` properties flattened as
 ``Client.ID``) with timestamps as aware datetimes. Each record is a ``Row`` that caches its
-rendered forms until it is changed.
+rendered forms until it is changed, except tracking events: there can be a million of them, so
+they are kept as columns (``tracking.EventTable``).
 """
 
 from __future__ import annotations
 
-import bisect
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sfmc_source.emulator.tracking import EventTable
 
 Fields = dict[str, Any]
 
@@ -48,7 +50,7 @@ class BusinessUnit:
     subscribers: dict[str, Row] = field(default_factory=dict)  # by SubscriberKey
     list_subscribers: list[Row] = field(default_factory=list)
     sends: dict[int, Row] = field(default_factory=dict)
-    events: dict[str, list[Row]] = field(default_factory=dict)  # by object: SentEvent, ...
+    events: dict[str, EventTable] = field(default_factory=dict)  # by object: SentEvent, ...
     # Derived views (sorted and filtered listings), dropped on every mutation.
     views: dict[Any, Any] = field(default_factory=dict, repr=False)
 
@@ -217,16 +219,14 @@ class Mutations:
         """A tracking event (it has no key), kept in EventDate order; its send's counters
         follow it."""
         base: Fields = {"Client.ID": unit.mid, "EventDate": self._clock.now(), **fields}
-        rows = unit.events.setdefault(name, [])
+        table = unit.events.setdefault(name, EventTable())
         send, counter = unit.sends.get(base.get("SendID", -1)), _COUNTERS.get(name)
-        key = (base.get("SendID"), base.get("SubscriberKey"))
-        repeat = name in _UNIQUE and any(
-            (r.fields.get("SendID"), r.fields.get("SubscriberKey")) == key for r in rows
+        repeat = name in _UNIQUE and table.contains(
+            {"SendID": base.get("SendID"), "SubscriberKey": base.get("SubscriberKey")}
         )
         if send is not None and counter is not None and not repeat:
             send.update({counter: send.fields.get(counter, 0) + 1})
-        at = bisect.bisect_right([r.fields["EventDate"] for r in rows], base["EventDate"])
-        rows.insert(at, Row(base))
+        table.add(base)
 
     def _add_journey_version(self, unit: BusinessUnit, fields: Fields) -> tuple[str, int]:
         from sfmc_source.emulator.generate import new_journey_version

@@ -58,16 +58,25 @@ SCALES = {
         sends=50,
         recipients_per_send=2_000,
     ),
+    # One unit with a million tracking events (of which 650,000 SentEvents) and little else.
+    "events": Sizes(
+        campaigns=10,
+        lists=20,
+        journeys=5,
+        subscribers=10_000,
+        sends=270,
+        recipients_per_send=2_500,
+    ),
 }
 
 
 def sizes_for(scale: str) -> Sizes:
-    """``small``, ``medium``, ``large`` or a whole number N: N times ``small``."""
+    """``small``, ``medium``, ``large``, ``events`` or a whole number N: N times ``small``."""
     if scale in SCALES:
         return SCALES[scale]
     factor = int(scale)
     if factor < 0:
-        raise ValueError("scale must be small, medium, large or a whole number ≥ 0")
+        raise ValueError("scale must be small, medium, large, events or a whole number ≥ 0")
     base = SCALES["small"]
     return replace(
         base,

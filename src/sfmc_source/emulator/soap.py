@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from lxml import etree
 
 from sfmc_source.emulator.catalogue import ALWAYS_RETURNED, SoapObject, SoapProperty
 from sfmc_source.emulator.data import Fields, Row
+from sfmc_source.emulator.tracking import EVENT_DATE, Bound, to_micros
 from sfmc_source.timefmt import format_system_time, parse_timestamp
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -123,11 +124,34 @@ def read_describe(message: etree._Element) -> list[str]:
 
 # ---- filters ----------------------------------------------------------------------------
 
-Predicate = Callable[[Fields], bool]
+
+class Lookup(Protocol):
+    """A row as a filter reads it: a dict of fields, or a view of one row of an event table."""
+
+    def get(self, name: str, /) -> Any: ...
+
+
+Predicate = Callable[[Lookup], bool]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A compiled filter. ``test`` decides a row; ``after`` and ``until`` bound the EventDate
+    window it admits, and ``rest`` is what it asks beyond that window (None: nothing), so rows
+    kept in EventDate order can be found by bisection instead of a test each."""
+
+    test: Predicate
+    rest: Predicate | None
+    after: Bound | None = None
+    until: Bound | None = None
 
 
 def compile_filter(element: etree._Element, obj: SoapObject) -> Predicate:
     """Turn a ``Filter``/``LeftOperand``/``RightOperand`` element into a row predicate."""
+    return compile_condition(element, obj).test
+
+
+def compile_condition(element: etree._Element, obj: SoapObject) -> Condition:
     kind = _xsi_type(element)
     if kind == "SimpleFilterPart":
         return _simple_filter(element, obj)
@@ -141,7 +165,7 @@ def _xsi_type(element: etree._Element) -> str | None:
     return value.rsplit(":", 1)[-1] if value else None
 
 
-def _complex_filter(element: etree._Element, obj: SoapObject) -> Predicate:
+def _complex_filter(element: etree._Element, obj: SoapObject) -> Condition:
     operands = [
         element.find(f"{{{PARTNER}}}LeftOperand"),
         element.find(f"{{{PARTNER}}}RightOperand"),
@@ -149,16 +173,40 @@ def _complex_filter(element: etree._Element, obj: SoapObject) -> Predicate:
     operands += list(element.iterfind(f"{{{PARTNER}}}AdditionalOperands/{{{PARTNER}}}Operand"))
     if any(o is None for o in operands[:2]):
         raise StatusError("Error: Incorrect syntax near the keyword 'AND'.")
-    parts = [compile_filter(o, obj) for o in operands if o is not None]
+    parts = [compile_condition(o, obj) for o in operands if o is not None]
+    tests = [part.test for part in parts]
     logical = (element.findtext(f"{{{PARTNER}}}LogicalOperator") or "").strip()
     if logical == "AND":
-        return lambda fields: all(p(fields) for p in parts)
+        rests = [part.rest for part in parts if part.rest is not None]
+        afters = [part.after for part in parts if part.after is not None]
+        untils = [part.until for part in parts if part.until is not None]
+        return Condition(
+            _all(tests),
+            _all(rests) if rests else None,
+            max(afters, key=_tightest_after, default=None),
+            min(untils, key=_tightest_until, default=None),
+        )
     if logical == "OR":
-        return lambda fields: any(p(fields) for p in parts)
+        test: Predicate = lambda fields: any(t(fields) for t in tests)  # noqa: E731
+        return Condition(test, test)
     raise StatusError(f"Error: Unknown logical operator '{logical}'.")
 
 
-def _simple_filter(element: etree._Element, obj: SoapObject) -> Predicate:
+def _all(tests: list[Predicate]) -> Predicate:
+    if len(tests) == 1:
+        return tests[0]
+    return lambda fields: all(t(fields) for t in tests)
+
+
+def _tightest_after(bound: Bound) -> tuple[int, bool]:
+    return bound.micros, not bound.inclusive
+
+
+def _tightest_until(bound: Bound) -> tuple[int, bool]:
+    return bound.micros, bound.inclusive
+
+
+def _simple_filter(element: etree._Element, obj: SoapObject) -> Condition:
     name = (element.findtext(f"{{{PARTNER}}}Property") or "").strip()
     op_name = (element.findtext(f"{{{PARTNER}}}SimpleOperator") or "").strip()
     prop = obj.property(name)
@@ -168,14 +216,30 @@ def _simple_filter(element: etree._Element, obj: SoapObject) -> Predicate:
     texts += [el.text or "" for el in element.iterfind(f"{{{PARTNER}}}DateValue")]
     if op_name in ("isNull", "isNotNull"):
         wanted_null = op_name == "isNull"
-        return lambda fields: (fields.get(name) is None) == wanted_null
+        test: Predicate = lambda fields: (fields.get(name) is None) == wanted_null  # noqa: E731
+        return Condition(test, test)
     if not texts:
         raise StatusError(
             f"Error: Invalid argument for the {op_name} operator. Filter array cannot be null."
         )
     values = [_filter_value(prop, text) for text in texts]
-    return _comparison(name, op_name, values, prop)
+    test = _comparison(name, op_name, values, prop)
+    if name == EVENT_DATE and op_name in _WINDOWS:
+        micros = [to_micros(value) for value in values]
+        after, until = _WINDOWS[op_name](*micros[: 2 if op_name == "between" else 1])
+        return Condition(test, None, after, until)
+    return Condition(test, test)
 
+
+# The EventDate window of each operator, from its (one or two) values in microseconds.
+_WINDOWS: dict[str, Callable[..., tuple[Bound | None, Bound | None]]] = {
+    "equals": lambda at: (Bound(at, True), Bound(at, True)),
+    "greaterThan": lambda at: (Bound(at, False), None),
+    "greaterThanOrEqual": lambda at: (Bound(at, True), None),
+    "lessThan": lambda at: (None, Bound(at, False)),
+    "lessThanOrEqual": lambda at: (None, Bound(at, True)),
+    "between": lambda low, high: (Bound(low, True), Bound(high, True)),
+}
 
 _BINARY: dict[str, Callable[[Any, Any], bool]] = {
     "equals": operator.eq,
@@ -260,7 +324,7 @@ def envelope(action: str, relates_to: str | None, body: bytes) -> bytes:
         created=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         expires=(now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    return head.encode() + body + _ENVELOPE_TAIL
+    return b"".join((head.encode(), body, _ENVELOPE_TAIL))  # one copy of a megabyte page
 
 
 def retrieve_response(status: str, request_id: str, results: Sequence[bytes]) -> bytes:
@@ -268,7 +332,7 @@ def retrieve_response(status: str, request_id: str, results: Sequence[bytes]) ->
         f'<RetrieveResponseMsg xmlns="{PARTNER}"><OverallStatus>{escape(status)}</OverallStatus>'
         f"<RequestID>{request_id}</RequestID>"
     )
-    return head.encode() + b"".join(results) + b"</RetrieveResponseMsg>"
+    return b"".join((head.encode(), *results, b"</RetrieveResponseMsg>"))
 
 
 def fault_body(fault: Fault, actor: str) -> bytes:
@@ -304,6 +368,10 @@ def _format(value: Any) -> str:
     return escape(str(value))
 
 
+# What to read, and the opening, closing, empty and nil forms of its element.
+Slot = tuple[str, str, str, str, str]
+
+
 class ResultsWriter:
     """Writes ``<Results>`` elements for one object and one set of requested properties.
 
@@ -312,6 +380,7 @@ class ResultsWriter:
     (``null_style="missing"``, what the Retrieve doc says) or written nil (``"nil"``), and null
     children of a nested object are always left out, the parent too when all are null. A
     ``pair`` property is a ``PartnerProperties`` Name/Value pair, left out when null.
+    ``groups`` holds the slot of each property written, by the element it is nested in.
     """
 
     def __init__(
@@ -322,10 +391,10 @@ class ResultsWriter:
         props = [p for p in obj.properties if p.name in wanted]
         unrequested = tuple(sorted(ALWAYS_RETURNED - set(requested)))
         self.cache_key = (obj.name, tuple(p.name for p in props), unrequested, null_style)
-        self._groups: list[tuple[str | None, list[_Slot]]] = []
+        self.groups: list[tuple[str | None, list[Slot]]] = []
         for prop in props:
-            if not self._groups or self._groups[-1][0] != prop.parent:
-                self._groups.append((prop.parent, []))
+            if not self.groups or self.groups[-1][0] != prop.parent:
+                self.groups.append((prop.parent, []))
             tag = prop.name.rsplit(".", 1)[-1]
             nil = prop.nillable or (null_style == "nil" and prop.parent is None)
             source = "" if prop.name in ALWAYS_RETURNED - set(requested) else prop.name
@@ -340,7 +409,7 @@ class ResultsWriter:
                     f"<{tag} />",
                     f'<{tag} xsi:nil="true" />' if nil else "",
                 )
-            self._groups[-1][1].append(slot)
+            self.groups[-1][1].append(slot)
 
     def write(self, row: Row) -> bytes:
         cached = row.rendered.get(self.cache_key)
@@ -350,26 +419,25 @@ class ResultsWriter:
 
     def _render(self, fields: Fields) -> str:
         parts = [f'<Results xsi:type="{self.obj.name}">']
-        for parent, slots in self._groups:
-            elements = []
-            for source, opening, closing, empty, nil in slots:
-                value = fields.get(source) if source else None
-                if value is None:
-                    if nil:
-                        elements.append(nil)
-                    continue
-                text = _format(value)
-                elements.append(opening + text + closing if text else empty)
+        for parent, slots in self.groups:
+            elements = "".join(
+                element(slot, fields.get(slot[0]) if slot[0] else None) for slot in slots
+            )
             if parent is None:
-                parts += elements
+                parts.append(elements)
             elif elements:
-                parts.append(f"<{parent}>{''.join(elements)}</{parent}>")
+                parts.append(f"<{parent}>{elements}</{parent}>")
         parts.append("</Results>")
         return "".join(parts)
 
 
-# What to read, and the opening, closing, empty and nil forms of its element.
-_Slot = tuple[str, str, str, str, str]
+def element(slot: Slot, value: Any) -> str:
+    """A slot's element for a value."""
+    _, opening, closing, empty, nil = slot
+    if value is None:
+        return nil
+    text = _format(value)
+    return opening + text + closing if text else empty
 
 
 def describe_response(obj: SoapObject, unretrievable: AbstractSet[str], empty: bool) -> bytes:
