@@ -20,6 +20,8 @@ PERMISSION_OF_SCOPE = {
     "journeys_read": "Automation > Journeys > Read",
     "list_and_subscribers_read": "Contacts > Lists and Subscribers > Read",
     "campaign_read": "Hub > Campaigns > Read",
+    "email_read": "Email > Read",
+    "tracking_events_read": "Data > Tracking Events > Read",
 }
 
 
@@ -36,9 +38,9 @@ def test_everything_ok_costs_one_token_and_one_request_per_permission(
     emulator = emulator_factory(sizes=TINY)
     with client_for(emulator) as client:
         findings = run_check(client)
-    assert [f.ok for f in findings] == [True] * 4
+    assert [f.ok for f in findings] == [True] * 6
     assert exit_code(findings) == 0
-    assert emulator.app.log.summary()["total"] == 4
+    assert emulator.app.log.summary()["total"] == 6
 
 
 @pytest.mark.parametrize("removed", list(PERMISSION_OF_SCOPE))
@@ -74,7 +76,7 @@ def test_the_command_prints_one_row_per_permission(
     result = CliRunner().invoke(main, ["check"], env=emulator.environment())
     assert result.exit_code == code, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 6
     assert lines[0].startswith("ok     Credentials and subdomain")
     assert emulator.config.client_secret not in result.output
 

@@ -1,7 +1,8 @@
 """``sfmc-source check``: do the credentials work, and does the package have each permission?
 
-Each permission of the seed's table is proven by the cheapest request that needs it: one
-campaign, one journey, a one-row SOAP Retrieve of List.
+Each permission the collections need (the seed's table, then the engagement data's) is proven
+by the cheapest request that needs it: one campaign, one journey, a one-row SOAP Retrieve of
+List, of Send and of SentEvent.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sfmc_source import soap
 from sfmc_source.auth import TOKEN_PLACEHOLDER
 from sfmc_source.client import SfmcClient
 from sfmc_source.errors import AuthenticationError, PermissionDenied, SfmcError
-from sfmc_source.specs import CONTACTS, HUB, JOURNEYS
+from sfmc_source.specs import CONTACTS, EMAIL, HUB, JOURNEYS, TRACKING
 
 CREDENTIALS = "Credentials and subdomain"
 
@@ -33,16 +34,23 @@ def _journeys(client: SfmcClient) -> None:
     client.get_json("interaction/v1/interactions", {"$page": 1, "$pageSize": 1}, "check")
 
 
-def _lists(client: SfmcClient) -> None:
-    envelope = soap.retrieve_envelope(TOKEN_PLACEHOLDER, "List", ["ID"], batch_size=1)
-    content = client.soap_call("Retrieve", envelope, "SOAP Retrieve of List", "check")
-    soap.raise_for_status(soap.parse_retrieve(content, ["ID"], object_type="List"), "List")
+def _one_row(object_type: str, key: str = "ID") -> Callable[[SfmcClient], None]:
+    def probe(client: SfmcClient) -> None:
+        envelope = soap.retrieve_envelope(TOKEN_PLACEHOLDER, object_type, [key], batch_size=1)
+        what = f"SOAP Retrieve of {object_type}"
+        content = client.soap_call("Retrieve", envelope, what, "check")
+        page = soap.parse_retrieve(content, [key], object_type=object_type)
+        soap.raise_for_status(page, object_type)
+
+    return probe
 
 
 PROBES: tuple[tuple[str, Callable[[SfmcClient], None]], ...] = (
     (JOURNEYS, _journeys),
-    (CONTACTS, _lists),
+    (CONTACTS, _one_row("List")),
     (HUB, _campaigns),
+    (EMAIL, _one_row("Send")),
+    (TRACKING, _one_row("SentEvent", "SendID")),
 )
 
 

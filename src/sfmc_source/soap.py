@@ -392,9 +392,13 @@ def _fill(row: Row, element: etree._Element, plan: _Plan) -> None:
 
 
 def _fill_pair(row: Row, pair: etree._Element) -> None:
-    name = (pair.findtext(_NAME) or "").strip()
+    name, value = "", None
+    for part in pair:  # a loop over two children costs less than find() and findtext()
+        if part.tag == _NAME:
+            name = (part.text or "").strip()
+        elif part.tag == _VALUE:
+            value = part
     if name in row:
-        value = pair.find(_VALUE)
         row[name] = None if value is None else _value(value)
 
 
