@@ -17,6 +17,8 @@ from sfmc_source.emulator import Emulator, EmulatorConfig
 from sfmc_source.report import Reporter
 from sfmc_source.sync import SyncResult, pipeline_for, run_sync, summarize
 
+WEB = "https://example.com/sale?utm=email"
+
 
 def run_demo(path: Path = Path("demo.duckdb")) -> int:
     for leftover in (path, path.with_suffix(".duckdb.wal")):
@@ -27,12 +29,12 @@ def run_demo(path: Path = Path("demo.duckdb")) -> int:
         )
         click.echo(f"SFMC emulator on {emulator.auth_url}; syncing into {path}\n")
         click.echo("1. full sync")
-        first = _sync(credentials, path, home)
+        first, first_requests = _sync(credentials, path, home)
         _change(emulator)
         click.echo("\n3. incremental sync")
-        second = _sync(credentials, path, home)
+        second, second_requests = _sync(credentials, path, home)
         click.echo(
-            f"\nrequests: {_requests(first)} for the full sync, {_requests(second)} for "
+            f"\nrequests: {first_requests} for the full sync, {second_requests} for "
             "the incremental one"
         )
         click.echo(
@@ -42,12 +44,13 @@ def run_demo(path: Path = Path("demo.duckdb")) -> int:
         return max(first.exit_code, second.exit_code)
 
 
-def _sync(credentials: Credentials, path: Path, home: str) -> SyncResult:
+def _sync(credentials: Credentials, path: Path, home: str) -> tuple[SyncResult, int]:
+    """The run's result and every request it made (tokens and the business unit's MID too)."""
     pipeline = pipeline_for(f"duckdb:///{path}", "sfmc", pipelines_dir=home)
     with SfmcClient(credentials) as client:
         result = run_sync(client, pipeline)
     summarize(result, Reporter(result.run_id))
-    return result
+    return result, client.requests
 
 
 def _change(emulator: Emulator) -> None:
@@ -58,11 +61,14 @@ def _change(emulator: Emulator) -> None:
     mutate.update("lists", 2010, ListName="Newsletter — weekly")
     journey_id = next(iter(emulator.app.unit().journeys))
     mutate.add("interactions", id=journey_id, name="Welcome Journey v-next")
+    unit = emulator.app.unit()
+    member = unit.list_subscribers[0].fields
+    mutate.update("list_subscribers", (member["ListID"], member["SubscriberKey"]), Status="Held")
+    send_id, key = next(iter(unit.sends)), member["SubscriberKey"]
+    mutate.add("OpenEvent", EventType="Open", SendID=send_id, SubscriberKey=key)
+    mutate.add("ClickEvent", EventType="Click", SendID=send_id, SubscriberKey=key, URL=WEB)
     click.echo(
         "\n2. changed in SFMC: 1 campaign renamed, 1 campaign added with an asset, "
-        "1 list renamed, 1 journey version added"
+        "1 list renamed, 1 journey version added, 1 list membership held, 1 open and 1 click"
     )
 
-
-def _requests(result: SyncResult) -> int:
-    return sum(c.requests for c in result.collections) + result.token_requests
