@@ -13,10 +13,20 @@ so only the sync's memory and CPU are measured. Against it:
   concurrent run must take at most a fifth of that.
 
 With ``--memory`` (on unless ``--quick``), a lists-only sync against 100,000 and then 1,000,000
-lists: peak RSS must grow by at most 50 MB. Prints tables and writes bench/results/sync.json.
+lists: peak RSS must grow by at most 50 MB.
+
+With ``--events`` (on by default), the six tracking-event collections of a unit with a million
+events (``--scale events``, 0 ms): a sync of the last tenth of their history, then of all of it
+(at least 50,000 rows/s end to end; peak RSS at most 50 MB above the tenth's), then a no-change
+sync on the same destination, whose requests the emulator counts. ``--quick`` syncs only the
+tenth, then the no-change sync on it.
+
+Prints tables and writes bench/results/sync.json; with ``--only``, just that section runs and
+replaces its part of the file.
 
     .venv/bin/python bench/sync.py [--scales medium,large] [--latencies 0,30]
-        [--memory/--no-memory] [--quick] [--concurrency N]
+        [--memory/--no-memory] [--events/--no-events] [--only tenants|memory|events]
+        [--quick] [--concurrency N]
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -45,6 +56,7 @@ import httpx
 from emulator import LIST_PROPERTIES, token
 
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, sizes_for
+from sfmc_source.emulator.generate import HISTORY_END
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "campaigns,campaign_assets": ("campaigns", "campaign_assets"),
@@ -58,6 +70,18 @@ SOAP_BATCH = 2_500
 MEMORY_TARGET_MB = 50.0
 RESULTS = Path(__file__).parent / "results" / "sync.json"
 MORE_DATA = b"<OverallStatus>MoreDataAvailable</OverallStatus>"
+EVENT_COLLECTIONS = (
+    "sent_events",
+    "open_events",
+    "click_events",
+    "bounce_events",
+    "unsub_events",
+    "not_sent_events",
+)
+EVENTS_TARGET = 50_000.0  # rows/s end to end, at 0 ms
+EVENTS_ALL_DAYS = 3_650  # --backfill-days that reach the whole history, whatever today is
+EVENTS_HISTORY = timedelta(days=730)  # how far back from HISTORY_END the emulator's events go
+EVENTS_PART = 0.1  # the share of the history the smaller sync reads
 
 
 @dataclass
@@ -85,6 +109,7 @@ class SyncRun:
     token_requests: int | None
     errors: list[str] = field(default_factory=list)  # from the events
     stderr_tail: str = ""
+    cpu_s: float = 0.0  # user + system, of the process and the children it waited for
 
     @property
     def ok(self) -> bool:
@@ -113,6 +138,61 @@ class TenantResult:
             "lists": 1,
             "interactions": math.ceil(versions.rows / PAGE_SIZE) if versions else 0,
         }
+
+
+@dataclass
+class EventsRun:
+    """One sync of the tracking events, and the requests the emulator answered during it."""
+
+    backfill_days: int
+    sync: SyncRun
+    served: dict[str, int]  # by endpoint, and "total"
+
+    @property
+    def rows(self) -> int:
+        return sum(c.rows for c in self.sync.collections.values())
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.sync.wall_s if self.sync.wall_s > 0 else 0.0
+
+
+@dataclass
+class EventsResult:
+    """The tracking events of ``--scale events`` at 0 ms: the last tenth of their history,
+    all of it (unless ``--quick``), and a no-change sync after the last of those."""
+
+    part: EventsRun
+    full: EventsRun | None
+    incremental: EventsRun
+
+    def incremental_targets(self) -> dict[str, int]:
+        """Requests of a no-change sync: a token, the unit's userinfo and, per collection, one
+        Retrieve per widest EventDate window since the last event (less the overlap)."""
+        # here, not at the top: the --serve process need not load dlt
+        from sfmc_source.reader import WIDEST_WINDOW
+        from sfmc_source.source import EVENTS_OVERLAP
+
+        since = HISTORY_END - EVENTS_OVERLAP
+        windows = max(math.ceil((datetime.now(UTC) - since) / WIDEST_WINDOW), 1)
+        return {
+            "POST /v2/token": 1,
+            "GET /v2/userinfo": 1,
+            "SOAP Retrieve": windows * len(EVENT_COLLECTIONS),
+            "total": 2 + windows * len(EVENT_COLLECTIONS),
+        }
+
+    def incremental_actual(self) -> dict[str, int]:
+        served = self.incremental.served
+        retrieves = sum(n for e, n in served.items() if e.startswith("SOAP Retrieve"))
+        return {name: served.get(name, 0) for name in ("POST /v2/token", "GET /v2/userinfo")} | {
+            "SOAP Retrieve": retrieves,
+            "total": served.get("total", 0),
+        }
+
+    @property
+    def rss_growth_mb(self) -> float | None:
+        return self.full.sync.peak_rss_mb - self.part.sync.peak_rss_mb if self.full else None
 
 
 # --- the emulator, in its own process ---------------------------------------------------------
@@ -173,16 +253,24 @@ def sfmc_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "sfmc_source"]
 
 
-def sync_command(workdir: Path, concurrency: int, collections: Sequence[str]) -> list[str]:
+def sync_command(
+    workdir: Path, concurrency: int, collections: Sequence[str], backfill_days: int | None = None
+) -> list[str]:
     command = [*sfmc_command(), "sync", "--destination", f"duckdb:///{workdir / 'w.duckdb'}"]
     command += ["--schema", "sfmc", "--log-format", "json", "--concurrency", str(concurrency)]
     if collections:
         command += ["--collections", ",".join(collections)]
+    if backfill_days is not None:
+        command += ["--backfill-days", str(backfill_days)]
     return command
 
 
 def run_sync(
-    env: dict[str, str], workdir: Path, concurrency: int, collections: Sequence[str] = ()
+    env: dict[str, str],
+    workdir: Path,
+    concurrency: int,
+    collections: Sequence[str] = (),
+    backfill_days: int | None = None,
 ) -> SyncRun:
     """One sync process into ``workdir``: its wall time, peak RSS (wait4) and events."""
     environ = {
@@ -191,7 +279,7 @@ def run_sync(
         "DLT_DATA_DIR": str(workdir / "dlt"),  # as root, dlt would use /var/dlt
         "RUNTIME__DLTHUB_TELEMETRY": "false",
     }
-    command = sync_command(workdir, concurrency, collections)
+    command = sync_command(workdir, concurrency, collections, backfill_days)
     with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=environ) as p:
@@ -203,7 +291,8 @@ def run_sync(
         stderr.seek(0)
         tail = stderr.read()[-2_000:].decode(errors="replace")
     collected, tokens, errors = parse_events(stdout)
-    run = SyncRun(wall, usage.ru_maxrss / 1024, p.returncode, collected, tokens, errors)
+    cpu = usage.ru_utime + usage.ru_stime
+    run = SyncRun(wall, usage.ru_maxrss / 1024, p.returncode, collected, tokens, errors, cpu_s=cpu)
     if not run.ok:
         run.stderr_tail = tail
         reasons = "\n".join([*errors, tail]).rstrip()
@@ -394,6 +483,58 @@ def _memory_row(run: SyncRun) -> dict[str, Any]:
     }
 
 
+def bench_events(concurrency: int, whole: bool) -> EventsResult:
+    """The event collections of ``--scale events`` at 0 ms: a sync of the last tenth of the
+    history, then (if ``whole``) of all of it, each on a fresh destination; then a no-change
+    sync on the last one's destination and pipelines."""
+    part_days = recent_days(EVENTS_PART)
+    note("events at 0 ms: starting the emulator")
+    with emulator("events", 0) as env:
+        with tempfile.TemporaryDirectory(prefix="sfmc-bench-") as part_dir:
+            part = events_sync(env, Path(part_dir), concurrency, part_days)
+            note(f"  last {part_days} days: {events_text(part)}")
+            if not whole:
+                incremental = events_sync(env, Path(part_dir), concurrency, part_days)
+                note(f"  no-change sync {incremental.sync.wall_s:.1f}s")
+                return EventsResult(part, None, incremental)
+        with tempfile.TemporaryDirectory(prefix="sfmc-bench-") as full_dir:
+            full = events_sync(env, Path(full_dir), concurrency, EVENTS_ALL_DAYS)
+            note(f"  all {EVENTS_ALL_DAYS} days: {events_text(full)}")
+            incremental = events_sync(env, Path(full_dir), concurrency, EVENTS_ALL_DAYS)
+            note(f"  no-change sync {incremental.sync.wall_s:.1f}s")
+    return EventsResult(part, full, incremental)
+
+
+def recent_days(share: float) -> int:
+    """--backfill-days that reach back over the last ``share`` of the events' history (they
+    are spread evenly over it), counted from today."""
+    days = (datetime.now(UTC) - HISTORY_END + EVENTS_HISTORY * share) / timedelta(days=1)
+    return max(math.ceil(days), 1)
+
+
+def events_sync(env: dict[str, str], workdir: Path, concurrency: int, days: int) -> EventsRun:
+    """One sync of the event collections, with the emulator's request log cleared before."""
+    served(env, clear=True)
+    run = run_sync(env, workdir, concurrency, EVENT_COLLECTIONS, days)
+    return EventsRun(days, run, served(env))
+
+
+def served(env: dict[str, str], clear: bool = False) -> dict[str, int]:
+    """The emulator's request log (cleared first if ``clear``): requests by endpoint, and
+    ``total``."""
+    url = f"{env['SFMC_AUTH_URL']}/_emulator/requests"
+    response = httpx.request("DELETE" if clear else "GET", url, timeout=30)
+    summary = response.raise_for_status().json()
+    return {**summary["by_endpoint"], "total": int(summary["total"])}
+
+
+def events_text(run: EventsRun) -> str:
+    return (
+        f"{run.rows:,} rows in {run.sync.wall_s:.1f}s ({run.rate:,.0f} rows/s), "
+        f"{run.sync.peak_rss_mb:.0f} MB"
+    )
+
+
 # --- output -----------------------------------------------------------------------------------
 
 COLUMNS = (
@@ -469,20 +610,64 @@ def full_row(result: TenantResult) -> list[str]:
     ]
 
 
-def print_tables(results: Sequence[TenantResult], memory: dict[str, Any] | None) -> None:
+def event_rows(events: EventsResult) -> Iterator[list[str]]:
+    """Each event collection of the largest sync, then a line per sync."""
+    head = ["events", "0"]
+    largest = events.full or events.part
+    for name in EVENT_COLLECTIONS:
+        c = largest.sync.collections.get(name)
+        yield [
+            *head,
+            name,
+            str(c.rows) if c else "-",
+            _num(c.seconds if c else None, 2),
+            _num(c.rate if c else None, 0),
+            str(c.requests) if c else "-",
+            *[""] * 4,
+        ]
+    labelled = [(f"(last {events.part.backfill_days} days)", events.part)]
+    if events.full is not None:
+        labelled.append(("(full sync)", events.full))
+    labelled.append(("(no change)", events.incremental))
+    for label, run in labelled:
+        yield [
+            *head,
+            label,
+            str(run.rows),
+            _num(run.sync.wall_s if run.sync.ok else None, 2),
+            _num(run.rate, 0),
+            str(sum(c.requests for c in run.sync.collections.values())),
+            "",
+            "",
+            "",
+            _num(run.sync.peak_rss_mb, 0),
+        ]
+
+
+def print_tables(
+    results: Sequence[TenantResult], memory: dict[str, Any] | None, events: EventsResult | None
+) -> None:
     print(table_line([name for name, _ in COLUMNS]))
     for result in results:
         for cells in collection_rows(result):
             print(table_line(cells))
-    print(f"\n{ASSETS_GROUP} with latency: concurrent ÷ one at a time (target ≤ {ASSETS_TARGET})")
-    for result in results:
-        if result.sequential is not None:
-            print(f"  {result.scale} at {result.latency_ms:g} ms: {concurrency_text(result)}")
-    print("\nno-change sync: requests (target)")
-    for result in results:
-        print(f"  {result.scale} at {result.latency_ms:g} ms: {incremental_text(result)}")
+    if events is not None:
+        for cells in event_rows(events):
+            print(table_line(cells))
+    if results:
+        print(
+            f"\n{ASSETS_GROUP} with latency: concurrent ÷ one at a time (target ≤ {ASSETS_TARGET})"
+        )
+        for result in results:
+            if result.sequential is not None:
+                print(f"  {result.scale} at {result.latency_ms:g} ms: {concurrency_text(result)}")
+        print("\nno-change sync: requests (target)")
+        for result in results:
+            print(f"  {result.scale} at {result.latency_ms:g} ms: {incremental_text(result)}")
     if memory is not None:
         print_memory(memory)
+    if events is not None:
+        print_events(events)
 
 
 def concurrency_text(result: TenantResult) -> str:
@@ -513,13 +698,103 @@ def print_memory(memory: dict[str, Any]) -> None:
     print(f"  growth {growth:.0f} MB (target ≤ {target:.0f} MB): {verdict}")
 
 
-def tenant_json(result: TenantResult) -> dict[str, Any]:
-    def run_json(run: SyncRun) -> dict[str, Any]:
-        data = asdict(run)
-        for name, c in run.collections.items():
-            data["collections"][name]["rows_per_s"] = c.rate
-        return data
+def _verdict(met: bool | None) -> str:
+    return "not measured (--quick)" if met is None else "met" if met else "NOT MET"
 
+
+def print_events(events: EventsResult) -> None:
+    print("\nevents at 0 ms (--scale events): end to end; requests as the emulator counted them")
+    labelled = [(f"last {events.part.backfill_days} days", events.part)]
+    if events.full is not None:
+        labelled.append((f"all {events.full.backfill_days} days", events.full))
+    labelled.append(("no change", events.incremental))
+    for label, run in labelled:
+        failed = "" if run.sync.ok else f"  [sync failed, exit {run.sync.exit_code}]"
+        print(
+            f"  {label:>14}: {run.rows:>9,} rows, {run.sync.wall_s:6.1f}s wall, "
+            f"{run.sync.cpu_s:6.1f}s CPU, {run.rate:>7,.0f} rows/s, "
+            f"{run.served.get('total', 0):>5} requests, peak RSS {run.sync.peak_rss_mb:5.0f} MB"
+            f"{failed}"
+        )
+    if events.full is not None:
+        print(f"  share read by the first: {events.part.rows / max(events.full.rows, 1):.1%}")
+    rate = events.full.rate if events.full else None
+    print(
+        f"  rows/s, all days: {_num(rate, 0)} (target ≥ {EVENTS_TARGET:,.0f}): "
+        f"{_verdict(events_rate_met(events))}"
+    )
+    print(
+        f"  peak RSS growth, last {events.part.backfill_days} → all days: "
+        f"{_num(events.rss_growth_mb, 0)} MB (target ≤ {MEMORY_TARGET_MB:.0f} MB): "
+        f"{_verdict(events_memory_met(events))}"
+    )
+    actual, targets = events.incremental_actual(), events.incremental_targets()
+    parts = [f"{name} {actual[name]} ({target})" for name, target in targets.items()]
+    print(
+        f"  no-change requests (target): {', '.join(parts)}: "
+        f"{_verdict(events_incremental_met(events))}"
+    )
+
+
+def events_rate_met(events: EventsResult) -> bool | None:
+    if events.full is None:
+        return None
+    return events.full.sync.ok and events.full.rate >= EVENTS_TARGET
+
+
+def events_memory_met(events: EventsResult) -> bool | None:
+    growth = events.rss_growth_mb
+    if events.full is None or growth is None:
+        return None
+    return events.part.sync.ok and events.full.sync.ok and growth <= MEMORY_TARGET_MB
+
+
+def events_incremental_met(events: EventsResult) -> bool:
+    """Whether the no-change sync made just the requests it should. Its rows are not 0: it reads
+    again the last EVENTS_OVERLAP before the newest event, and many are dated at the end of the
+    emulator's history."""
+    actual, targets = events.incremental_actual(), events.incremental_targets()
+    return events.incremental.sync.ok and actual == targets
+
+
+def run_json(run: SyncRun) -> dict[str, Any]:
+    data = asdict(run)
+    for name, c in run.collections.items():
+        data["collections"][name]["rows_per_s"] = c.rate
+    return data
+
+
+def events_json(events: EventsResult, concurrency: int) -> dict[str, Any]:
+    def one(run: EventsRun | None) -> dict[str, Any] | None:
+        if run is None:
+            return None
+        return {
+            "backfill_days": run.backfill_days,
+            "rows": run.rows,
+            "rows_per_s": run.rate,
+            "requests_served": run.served,
+            **run_json(run.sync),
+        }
+
+    return {
+        "scale": "events",
+        "latency_ms": 0.0,
+        "concurrency": concurrency,
+        "part": one(events.part),
+        "full": one(events.full),
+        "incremental": one(events.incremental),
+        "rows_per_s_target": EVENTS_TARGET,
+        "rows_per_s_met": events_rate_met(events),
+        "rss_growth_mb": events.rss_growth_mb,
+        "rss_growth_target_mb": MEMORY_TARGET_MB,
+        "rss_growth_met": events_memory_met(events),
+        "incremental_requests": events.incremental_actual(),
+        "incremental_targets": events.incremental_targets(),
+        "incremental_met": events_incremental_met(events),
+    }
+
+
+def tenant_json(result: TenantResult) -> dict[str, Any]:
     raw_total = sum(result.raw_s.values()) if len(result.raw_s) == len(GROUPS) else None
     groups = {g: run_json(run) for g, run in result.groups.items()}
     for group, data in groups.items():
@@ -550,7 +825,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latencies", default="0,30", help="Emulator latencies in ms.")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--memory-lists", default="100000,1000000", help="List counts.")
-    parser.add_argument("--quick", action="store_true", help="Only medium at 0 ms, no memory.")
+    parser.add_argument(
+        "--events",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="The million-event tenant (with --quick, only the last tenth of its history).",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("tenants", "memory", "events"),
+        help="Run just this section; bench/results/sync.json keeps the others.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="Only medium at 0 ms, no memory, a tenth of events."
+    )
     parser.add_argument("--concurrency", type=int, default=5)
     serve_group = parser.add_argument_group("emulator launcher (internal)")
     serve_group.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -573,17 +861,25 @@ def main() -> None:
     if args.quick:
         scales, latencies = ["medium"], [0.0]
     memory_on = not args.quick if args.memory is None else args.memory
+    wanted = {"tenants": True, "memory": memory_on, "events": args.events}
+    sections = {args.only} if args.only else {name for name, on in wanted.items() if on}
     concurrency = args.concurrency
-    results = [bench_tenant(s, latency, concurrency) for s in scales for latency in latencies]
+    results: list[TenantResult] = []
+    if "tenants" in sections:
+        results = [bench_tenant(s, latency, concurrency) for s in scales for latency in latencies]
     list_counts = [int(n) for n in _split(args.memory_lists)]
-    memory = bench_memory(list_counts, concurrency) if memory_on else None
-    print_tables(results, memory)
+    memory = bench_memory(list_counts, concurrency) if "memory" in sections else None
+    events = bench_events(concurrency, not args.quick) if "events" in sections else None
+    print_tables(results, memory, events)
     RESULTS.parent.mkdir(exist_ok=True)
-    report = {
+    report: dict[str, Any] = {
         "concurrency": concurrency,
         "tenants": [tenant_json(result) for result in results],
         "memory": memory,
+        "events": events_json(events, concurrency) if events else None,
     }
+    if args.only and RESULTS.exists():  # the other sections as the last run left them
+        report = {**json.loads(RESULTS.read_text()), args.only: report[args.only]}
     RESULTS.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {RESULTS}")
 

@@ -145,20 +145,22 @@ def sfmc_source(
     def list_subscribers() -> Iterator[Table | DataItemWithMeta]:
         yield from soap_rows(LIST_SUBSCRIBERS, reader.list_subscribers)
 
-    scan = {"started": False}  # whether this run's scan of every subscriber began
+    asked: set[str] = set()  # the SubscriberKeys this run has read (or is reading: all)
 
     def subscribers(memberships: Table) -> Iterator[Table]:
         state = _unit_state(unit)
         if full_refresh or not state.get("scanned"):
             # the first page of memberships starts a scan of every subscriber; later ones wait
-            if not scan["started"]:
-                scan["started"] = True
+            if not asked:
+                asked.add("*")
                 for page in reader.subscribers(None):
                     yield counted("subscribers", page)
                 state["scanned"] = True
             return
-        keys = pc.unique(memberships["subscriber_key"]).to_pylist()
-        for page in reader.subscribers([k for k in keys if k is not None]):
+        found = pc.unique(memberships["subscriber_key"]).to_pylist()  # a key: never null
+        keys = [str(k) for k in found if k not in asked]
+        asked.update(keys)
+        for page in reader.subscribers(keys):
             yield counted("subscribers", page)
 
     def sends() -> Iterator[Table | DataItemWithMeta]:
