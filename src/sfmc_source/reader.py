@@ -249,7 +249,8 @@ class UniqueKeys:
                 self.file.write(memoryview(values)[start:end])
             return
         columns = [page[k].to_pylist() for k in self.key]
-        self.file.write(array("q", map(hash, zip(*columns, strict=True))).tobytes())
+        keys = columns[0] if len(columns) == 1 else zip(*columns, strict=True)
+        self.file.write(array("q", map(hash, keys)).tobytes())
 
     def repeated(self) -> bool:
         with self.file:
