@@ -6,6 +6,7 @@ never through the product's specs).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -552,6 +553,17 @@ def test_account_ids_on_the_command_line(
     for mid in emu.config.mids:
         assert f"lists@{mid}" in run.stdout
         assert_equals_emulator(duckdb_destination, emu, ("sends",), mid=mid)
+    status = subprocess.run(
+        [e2e.CLI, "status", "--schema", duckdb_destination.schema],
+        env=cli.env(emu, duckdb_destination, "fresh"),
+        cwd=cli.cwd("fresh"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    for mid in emu.config.mids:
+        assert f"sends@{mid}" in status.stdout and f"lists@{mid}" in status.stdout
     bad = cli.run(emu, duckdb_destination, "--account-ids", "12,abc")
     assert bad.returncode == 2 and "--account-ids" in bad.stderr.strip().splitlines()[-1]
 
