@@ -175,7 +175,8 @@ def sfmc_source(
             read.update(page["id"].to_pylist())  # type: ignore[arg-type]  # a key: never null
             _remember_recent(recent, page)
             yield counted("sends", cursor.seen(page))
-        again = sorted(int(send) for send in recent if int(send) not in read)
+        active = _active_sends(unit)
+        again = sorted({*map(int, recent), *active} - read)
         for page in reader.sends_by_id(again, refused):
             keys.add(page)
             _remember_recent(recent, page)
@@ -191,11 +192,17 @@ def sfmc_source(
             since = cursor.since(full_refresh) or first_start
             backfill = since == first_start
             pages = reader.events(collection, since, now, backfill)
+            active: set[int] = set()  # the sends of events newer than the cursor
             for batch in _batches(pages, ROWS_BATCH):
                 page = pa.concat_tables(batch)
                 keys.add(page)
+                if cursor.stored is not None:
+                    newer = pc.greater(page["event_date"], pa.scalar(cursor.stored))
+                    sends = pc.unique(page.filter(newer)["send_id"]).to_pylist()
+                    active.update(int(send) for send in sends if send is not None)
                 yield counted(collection.name, cursor.seen(page))
             yield from _deduplicate_if(keys.repeated(), collection)
+            cursor.state["active_sends"] = sorted(active)
             cursor.commit()
 
         read.__name__ = collection.name
@@ -328,6 +335,20 @@ def _remember_recent(recent: dict[str, str], sends: Table) -> None:
     for send_id, date in zip(sends["id"].to_pylist(), dates, strict=True):
         if date is not None:
             recent[str(send_id)] = date.isoformat()
+
+
+def _active_sends(unit: int) -> set[int]:
+    """The sends whose events the last run of each event collection found new: their counters
+    moved, however old they are (their ModifiedDate does not move with them)."""
+    resources = dlt.current.source_state().get("resources", {})
+    return {
+        int(send)
+        for collection in EVENTS
+        for send in resources.get(collection.name, {})
+        .get("units", {})
+        .get(str(unit), {})
+        .get("active_sends", [])
+    }
 
 
 def _forget_before(recent: dict[str, str], horizon: datetime) -> None:

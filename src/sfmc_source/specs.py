@@ -262,8 +262,8 @@ SENDS = Collection(
     api="SOAP Retrieve Send",
     primary_key=("id",),
     cursor="modified_date",
-    strategy="ModifiedDate filter from the cursor, plus a re-read of the sends of the last "
-    "30 days (their counters move without ModifiedDate moving)",
+    strategy="ModifiedDate filter from the cursor, plus a re-read by ID of the sends of the "
+    "last 30 days and of those with new tracking events (counters move without ModifiedDate)",
     permission=EMAIL,
     columns=_columns(
         ("id", "ID", "bigint"),
