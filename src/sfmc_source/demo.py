@@ -71,4 +71,3 @@ def _change(emulator: Emulator) -> None:
         "\n2. changed in SFMC: 1 campaign renamed, 1 campaign added with an asset, "
         "1 list renamed, 1 journey version added, 1 list membership held, 1 open and 1 click"
     )
-
