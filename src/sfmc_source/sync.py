@@ -174,11 +174,11 @@ def run_sync(
             failed.finished = failed.started
             report.finished(failed)
             result.collections.append(failed)
+    options = LoadOptions(full_refresh, naive_zone, backfill, several)
     for unit_client, mid in units:
         for group in GROUPS:
             names = [n for n in group if n in wanted]
             if names and not stop():
-                options = LoadOptions(full_refresh, naive_zone, backfill, several)
                 result.collections += _load_group(
                     unit_client, mid, pipeline, names, options, report
                 )
@@ -198,8 +198,9 @@ class LoadOptions:
 def _units(
     clients: list[SfmcClient],
 ) -> tuple[list[tuple[SfmcClient, int]], list[tuple[SfmcClient, SfmcError]]]:
-    """Each client with its MID, and those that got no token or MID with why. Wrong
-    credentials are the first client's failure: no other is tried."""
+    """Each client with its MID, and those that got no token or MID with why. A failure to
+    authenticate other than a refused business unit means wrong credentials, which every
+    client shares: it alone is returned, and nothing is synced."""
     units: list[tuple[SfmcClient, int]] = []
     refused: list[tuple[SfmcClient, SfmcError]] = []
     for client in clients:
@@ -234,11 +235,9 @@ def _adopt_tables(pipeline: dlt.Pipeline, mids: list[int]) -> None:
                         "(--account-ids MID), then add others"
                     )
                 sql = client.sql_client
+                column = sql.escape_column_name(UNIT)
                 for name in legacy:
-                    table, column = (
-                        sql.make_qualified_table_name(name),
-                        sql.escape_column_name(UNIT),
-                    )
+                    table = sql.make_qualified_table_name(name)
                     sql.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT")
                     sql.execute_sql(f"UPDATE {table} SET {column} = {int(mids[0])}")
 
