@@ -332,8 +332,8 @@ EVENT_EXTRAS = {
     "NotSentEvent": (),
 }
 EVENTS_STRATEGY = (
-    "EventDate windows (30 days) from the cursor less 6 hours of overlap; "
-    "the first sync starts --backfill-days back (730)"
+    "half-open EventDate windows from the cursor less 6 hours (late events) to now; a first "
+    "sync starts --backfill-days (730) back, in 30-day windows that widen while quiet"
 )
 
 
