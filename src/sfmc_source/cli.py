@@ -27,6 +27,10 @@ from sfmc_source.specs import COLLECTIONS, Collection
 # Where Airflow is installed, dlt asks its metadata database for settings on every pipeline
 # (about 2 s). The command line takes its settings from flags, environment and --config.
 os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+# dlt would take SIGINT and SIGTERM for itself while it normalizes and loads, and forget them
+# after: a `run` loop signalled then would never stop. The command line's own handler lets
+# the collection being loaded finish and then stops.
+os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
 
 # DuckDB names a file's catalog after the file, and a catalog and a schema of the same name
 # make every two-part table name ambiguous, so the default file is not called sfmc.duckdb.
