@@ -286,6 +286,9 @@ def _load_group(
         client, names, options.full_refresh, options.naive_zone, counts, progress, options.backfill
     )
     try:
+        # A package an earlier group failed to load would be loaded instead of this group's
+        # data, which would then never be read: load it first, or fail here.
+        _finish_pending(pipeline)
         pipeline.run(source, loader_file_format=_file_format(pipeline))
     except PipelineStepFailed as exc:
         error = _describe_failure(_cause(exc), names)
