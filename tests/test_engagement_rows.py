@@ -109,7 +109,7 @@ def windows(client: RecordingClient) -> list[tuple[str, str | None]]:
 
 def read(client: RecordingClient, since: datetime, backfill: bool) -> int:
     reader = Reader(client, 512345678, SYSTEM_TIME, False)  # type: ignore[arg-type]
-    pages = reader.events(COLLECTIONS["open_events"], since, NOW, backfill)
+    pages = reader.events(COLLECTIONS["open_events"], since, NOW, backfill, [])
     return sum(page.num_rows for page in pages)
 
 

@@ -156,16 +156,16 @@ class Reader:
         where = _modified_since(since)
         yield from self._retrieve(LIST_SUBSCRIBERS, "ListSubscriber", where, refused)
 
-    def subscribers(self, keys: Sequence[str] | None) -> Iterator[Table]:
+    def subscribers(self, keys: Sequence[str] | None, refused: list[str]) -> Iterator[Table]:
         """The subscribers with these SubscriberKeys (``IN_BATCH`` a request, ``concurrency``
         requests at a time), or every subscriber."""
         if keys is None:
-            yield from self._retrieve(SUBSCRIBERS, "Subscriber", None, [])
+            yield from self._retrieve(SUBSCRIBERS, "Subscriber", None, refused)
             return
 
         def batch(part: Sequence[str]) -> Table | None:
             where = _among("SubscriberKey", part)
-            pages = list(self._retrieve(SUBSCRIBERS, "Subscriber", where, []))
+            pages = list(self._retrieve(SUBSCRIBERS, "Subscriber", where, refused))
             return pa.concat_tables(pages) if pages else None
 
         for table in self.client.map(batch, _chunks(keys, IN_BATCH)):
@@ -180,7 +180,12 @@ class Reader:
             yield from self._retrieve(SENDS, "Send", _among("ID", part), refused)
 
     def events(
-        self, collection: Collection, since: datetime, now: datetime, backfill: bool
+        self,
+        collection: Collection,
+        since: datetime,
+        now: datetime,
+        backfill: bool,
+        refused: list[str],
     ) -> Iterator[Table]:
         """The events of ``collection`` dated after ``since``, one EventDate window after
         another; the last window has no end, so nothing dated later is missed. Windows are
@@ -194,7 +199,8 @@ class Reader:
         while True:
             end = start + width if start + width < now else None
             found = 0
-            for page in self._retrieve(natural, object_type, _dated(start, end), [], stamp=False):
+            where = _dated(start, end)
+            for page in self._retrieve(natural, object_type, where, refused, stamp=False):
                 found += page.num_rows
                 yield self._stamped(_with_event_key(page, collection).cast(schema))
             if end is None:

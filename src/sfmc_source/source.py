@@ -149,18 +149,19 @@ def sfmc_source(
 
     def subscribers(memberships: Table) -> Iterator[Table]:
         state = _unit_state(unit)
+        refused = state.setdefault("refused_properties", [])  # grows if a Retrieve says so
         if full_refresh or not state.get("scanned"):
             # the first page of memberships starts a scan of every subscriber; later ones wait
             if not asked:
                 asked.add("*")
-                for page in reader.subscribers(None):
+                for page in reader.subscribers(None, refused):
                     yield counted("subscribers", page)
                 state["scanned"] = True
             return
         found = pc.unique(memberships["subscriber_key"]).to_pylist()  # a key: never null
         keys = [str(k) for k in found if k not in asked]
         asked.update(keys)
-        for page in reader.subscribers(keys):
+        for page in reader.subscribers(keys, refused):
             yield counted("subscribers", page)
 
     def sends() -> Iterator[Table | DataItemWithMeta]:
@@ -191,7 +192,8 @@ def sfmc_source(
             keys = UniqueKeys(collection)
             since = cursor.since(full_refresh) or first_start
             backfill = since == first_start
-            pages = reader.events(collection, since, now, backfill)
+            refused = cursor.state["refused_properties"]
+            pages = reader.events(collection, since, now, backfill, refused)
             active: set[int] = set()  # the sends of events newer than the cursor
             for batch in _batches(pages, ROWS_BATCH):
                 page = pa.concat_tables(batch)

@@ -597,3 +597,28 @@ def test_account_ids_on_the_command_line(
 
 
 cli = e2e.cli
+
+
+def test_properties_a_tenant_refuses_stay_null_and_are_not_asked_for_again(
+    emulator_factory: Factory, duckdb_destination: Destination, syncs: Syncs
+) -> None:
+    refused = {"SentEvent": {"BatchID"}, "Subscriber": {"EmailTypePreference"}}
+    emu = emulator_factory(sizes=SIZES, unretrievable=refused)
+    collections = ("sent_events", "list_subscribers", "subscribers")
+
+    result, first = sync(syncs, emu, duckdb_destination, collections=collections)
+
+    assert_ok(result)
+    assert duckdb_destination.query(
+        "SELECT count(*) FROM {schema}.sent_events WHERE batch_id IS NOT NULL"
+    ) == [(0,)]
+    assert duckdb_destination.query(
+        "SELECT count(*) FROM {schema}.subscribers WHERE email_type_preference IS NOT NULL"
+    ) == [(0,)]
+    assert first["SOAP Retrieve Subscriber"] == 2  # refused once, then without it
+    rows = len(event_records(emu, "sent_events"))
+    assert rows_of(result)["sent_events"] == rows
+    # the next run asks without them straight away: one Retrieve each
+    _, second = sync(syncs, emu, duckdb_destination, collections=collections)
+    assert second["SOAP Retrieve SentEvent"] == 1
+    assert second["SOAP Retrieve Subscriber"] == 1
