@@ -57,6 +57,7 @@ from emulator import LIST_PROPERTIES, token
 
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, sizes_for
 from sfmc_source.emulator.generate import HISTORY_END
+from sfmc_source.specs import EVENTS
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "campaigns,campaign_assets": ("campaigns", "campaign_assets"),
@@ -70,14 +71,7 @@ SOAP_BATCH = 2_500
 MEMORY_TARGET_MB = 50.0
 RESULTS = Path(__file__).parent / "results" / "sync.json"
 MORE_DATA = b"<OverallStatus>MoreDataAvailable</OverallStatus>"
-EVENT_COLLECTIONS = (
-    "sent_events",
-    "open_events",
-    "click_events",
-    "bounce_events",
-    "unsub_events",
-    "not_sent_events",
-)
+EVENT_COLLECTIONS = tuple(c.name for c in EVENTS)
 EVENTS_TARGET = 50_000.0  # rows/s end to end, at 0 ms
 EVENTS_ALL_DAYS = 3_650  # --backfill-days that reach the whole history, whatever today is
 EVENTS_HISTORY = timedelta(days=730)  # how far back from HISTORY_END the emulator's events go
@@ -570,20 +564,26 @@ def _ratio(sync_s: float | None, raw_s: float | None) -> float | None:
     return sync_s / raw_s if sync_s is not None and raw_s else None
 
 
+def _collected_cells(c: Collected | None) -> list[str]:
+    """Rows, seconds, rows/s and requests of one collection ("-" where it did not finish)."""
+    return [
+        str(c.rows) if c else "-",
+        _num(c.seconds if c else None, 2),
+        _num(c.rate if c else None, 0),
+        str(c.requests) if c else "-",
+    ]
+
+
 def collection_rows(result: TenantResult) -> Iterator[list[str]]:
     head = [result.scale, f"{result.latency_ms:g}"]
     for group, names in GROUPS.items():
         run, raw = result.groups.get(group), result.raw_s.get(group)
         group_s = run.wall_s if run and run.ok else None
         for name in names:
-            c = result.full.collections.get(name)
             yield [
                 *head,
                 name,
-                str(c.rows) if c else "-",
-                _num(c.seconds if c else None, 2),
-                _num(c.rate if c else None, 0),
-                str(c.requests) if c else "-",
+                *_collected_cells(result.full.collections.get(name)),
                 _num(group_s, 2),
                 _num(raw, 2),
                 _num(_ratio(group_s, raw), 1),
@@ -618,16 +618,7 @@ def event_rows(events: EventsResult) -> Iterator[list[str]]:
     head = ["events", "0"]
     largest = events.full or events.part
     for name in EVENT_COLLECTIONS:
-        c = largest.sync.collections.get(name)
-        yield [
-            *head,
-            name,
-            str(c.rows) if c else "-",
-            _num(c.seconds if c else None, 2),
-            _num(c.rate if c else None, 0),
-            str(c.requests) if c else "-",
-            *[""] * 4,
-        ]
+        yield [*head, name, *_collected_cells(largest.sync.collections.get(name)), *[""] * 4]
     labelled = [(f"(last {events.part.backfill_days} days)", events.part)]
     if events.full is not None:
         labelled.append(("(full sync)", events.full))

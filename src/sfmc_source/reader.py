@@ -21,10 +21,8 @@ from sfmc_source.specs import (
     CAMPAIGN_ASSETS,
     CAMPAIGNS,
     EVENT_KEY,
-    EVENT_OBJECTS,
     GOALS,
     INTERACTIONS,
-    LIST_SUBSCRIBERS,
     LISTS,
     SENDS,
     SUBSCRIBERS,
@@ -141,10 +139,13 @@ class Reader:
 
     # ---- SOAP -----------------------------------------------------------------------------
 
-    def lists(self, since: datetime | None, refused: list[str]) -> Iterator[Table]:
-        """Lists modified since ``since``. ``refused`` names the List properties this tenant
-        will not return (they stay null); it grows in place when a Retrieve names another."""
-        yield from self._retrieve(LISTS, "List", _modified_since(since), refused)
+    def changed(
+        self, collection: Collection, since: datetime | None, refused: list[str]
+    ) -> Iterator[Table]:
+        """The rows of a SOAP collection modified since ``since`` (all without it).
+        ``refused`` names the properties this tenant will not return (they stay null); it
+        grows in place when a Retrieve names another."""
+        yield from self._retrieve(collection, _modified_since(since), refused)
 
     def refused_list_properties(self) -> list[str]:
         """The List properties Describe says cannot be retrieved."""
@@ -152,32 +153,25 @@ class Reader:
         sources = [c.source for c in LISTS.columns]
         return [p for p in sources if p in described and not described[p].retrievable]
 
-    def list_subscribers(self, since: datetime | None, refused: list[str]) -> Iterator[Table]:
-        where = _modified_since(since)
-        yield from self._retrieve(LIST_SUBSCRIBERS, "ListSubscriber", where, refused)
-
     def subscribers(self, keys: Sequence[str] | None, refused: list[str]) -> Iterator[Table]:
         """The subscribers with these SubscriberKeys (``IN_BATCH`` a request, ``concurrency``
         requests at a time), or every subscriber."""
         if keys is None:
-            yield from self._retrieve(SUBSCRIBERS, "Subscriber", None, refused)
+            yield from self._retrieve(SUBSCRIBERS, None, refused)
             return
 
         def batch(part: Sequence[str]) -> Table | None:
             where = _among("SubscriberKey", part)
-            pages = list(self._retrieve(SUBSCRIBERS, "Subscriber", where, refused))
+            pages = list(self._retrieve(SUBSCRIBERS, where, refused))
             return pa.concat_tables(pages) if pages else None
 
         for table in self.client.map(batch, _chunks(keys, IN_BATCH)):
             if table is not None:
                 yield table
 
-    def sends(self, since: datetime | None, refused: list[str]) -> Iterator[Table]:
-        yield from self._retrieve(SENDS, "Send", _modified_since(since), refused)
-
     def sends_by_id(self, ids: Sequence[int], refused: list[str]) -> Iterator[Table]:
         for part in _chunks([str(i) for i in ids], IN_BATCH):
-            yield from self._retrieve(SENDS, "Send", _among("ID", part), refused)
+            yield from self._retrieve(SENDS, _among("ID", part), refused)
 
     def events(
         self,
@@ -192,7 +186,6 @@ class Reader:
         half-open, ``(start, end]``: no event is read twice. A backfill starts with
         ``EVENT_WINDOW``; an incremental run, which reads what happened since the last, with
         ``WIDEST_WINDOW``."""
-        object_type = EVENT_OBJECTS[collection.name]
         natural = replace(collection, columns=collection.columns[1:], primary_key=EVENT_KEY_PARTS)
         schema = rows.arrow_schema(collection)
         start, width = since, EVENT_WINDOW if backfill else WIDEST_WINDOW
@@ -200,7 +193,7 @@ class Reader:
             end = start + width if start + width < now else None
             found = 0
             where = _dated(start, end)
-            for page in self._retrieve(natural, object_type, where, refused, stamp=False):
+            for page in self._retrieve(natural, where, refused, stamp=False):
                 found += page.num_rows
                 yield self._stamped(_with_event_key(page, collection).cast(schema))
             if end is None:
@@ -211,7 +204,6 @@ class Reader:
     def _retrieve(
         self,
         collection: Collection,
-        object_type: str,
         where: soap.Filter | None,
         refused: list[str],
         stamp: bool = True,
@@ -224,7 +216,11 @@ class Reader:
         keys = {c.source for c in collection.columns if c.name in collection.primary_key}
         while True:
             try:
-                for page in self.client.retrieve(object_type, wanted, where, collection.name):
+                assert collection.soap_object is not None
+                retrieved = self.client.retrieve(
+                    collection.soap_object, wanted, where, collection.name
+                )
+                for page in retrieved:
                     shaped = rows.table(collection, page, soap=True, naive_zone=self.naive_zone)
                     yield self._stamped(shaped) if stamp else shaped
                 return

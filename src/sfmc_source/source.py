@@ -121,29 +121,35 @@ def sfmc_source(
         _forget_older(seen, OVERLAP * 2)
         return None if assets is None else counted("campaign_assets", assets)
 
-    def soap_rows(
-        collection: Collection, pages: Callable[[datetime | None, list[str]], Iterator[Table]]
+    def staged(
+        collection: Collection, cursor: _Cursor, pages: Iterable[Table]
     ) -> Iterator[Table | DataItemWithMeta]:
-        """The pages of a SOAP collection with a ModifiedDate cursor, staged without dedup
-        unless a key came twice."""
-        cursor = _Cursor(collection, unit, OVERLAP)
-        refused = cursor.state.setdefault("refused_properties", [])
+        """SOAP pages in batches, counted and seen by the cursor, staged without dedup unless
+        a key came twice; the cursor moves with the load."""
         keys = UniqueKeys(collection)
-        for batch in _batches(pages(cursor.since(full_refresh), refused), ROWS_BATCH):
+        for batch in _batches(pages, ROWS_BATCH):
             page = pa.concat_tables(batch)
             keys.add(page)
             yield counted(collection.name, cursor.seen(page))
         yield from _deduplicate_if(keys.repeated(), collection)
         cursor.commit()
 
+    def soap_rows(collection: Collection) -> Iterator[Table | DataItemWithMeta]:
+        """A SOAP collection with a ModifiedDate cursor."""
+        cursor = _Cursor(collection, unit, OVERLAP)
+        refused = cursor.state["refused_properties"]
+        yield from staged(
+            collection, cursor, reader.changed(collection, cursor.since(full_refresh), refused)
+        )
+
     def lists() -> Iterator[Table | DataItemWithMeta]:
         state = _unit_state(unit)
         if full_refresh or "refused_properties" not in state:
             state["refused_properties"] = reader.refused_list_properties()
-        yield from soap_rows(LISTS, reader.lists)
+        yield from soap_rows(LISTS)
 
     def list_subscribers() -> Iterator[Table | DataItemWithMeta]:
-        yield from soap_rows(LIST_SUBSCRIBERS, reader.list_subscribers)
+        yield from soap_rows(LIST_SUBSCRIBERS)
 
     asked: set[str] = set()  # the SubscriberKeys this run has read (or is reading: all)
 
@@ -167,45 +173,39 @@ def sfmc_source(
     def sends() -> Iterator[Table | DataItemWithMeta]:
         cursor = _Cursor(SENDS, unit, OVERLAP, first=first_start)
         recent = cursor.state.setdefault("recent_sends", {})  # send id → its send date
-        keys = UniqueKeys(SENDS)
-        read: set[int] = set()
         refused = cursor.state["refused_properties"]
-        for batch in _batches(reader.sends(cursor.since(full_refresh), refused), ROWS_BATCH):
-            page = pa.concat_tables(batch)
-            keys.add(page)
-            read.update(page["id"].to_pylist())  # type: ignore[arg-type]  # a key: never null
-            _remember_recent(recent, page)
-            yield counted("sends", cursor.seen(page))
-        active = _active_sends(unit)
-        again = sorted({*map(int, recent), *active} - read)
-        for page in reader.sends_by_id(again, refused):
-            keys.add(page)
-            _remember_recent(recent, page)
-            yield counted("sends", page)
-        yield from _deduplicate_if(keys.repeated(), SENDS)
+
+        def pages() -> Iterator[Table]:
+            read: set[int] = set()
+            for page in reader.changed(SENDS, cursor.since(full_refresh), refused):
+                read.update(page["id"].to_pylist())  # type: ignore[arg-type]  # a key: never null
+                _remember_recent(recent, page)
+                yield page
+            again = sorted({*map(int, recent), *_active_sends(unit)} - read)
+            for page in reader.sends_by_id(again, refused):
+                _remember_recent(recent, page)
+                yield page
+
+        yield from staged(SENDS, cursor, pages())
         _forget_before(recent, now - RECENT_SENDS)
-        cursor.commit()
 
     def events(collection: Collection) -> Callable[[], Iterator[Table | DataItemWithMeta]]:
         def read() -> Iterator[Table | DataItemWithMeta]:
             cursor = _Cursor(collection, unit, EVENTS_OVERLAP, first=first_start)
-            keys = UniqueKeys(collection)
             since = cursor.since(full_refresh) or first_start
-            backfill = since == first_start
             refused = cursor.state["refused_properties"]
-            pages = reader.events(collection, since, now, backfill, refused)
             active: set[int] = set()  # the sends of events newer than the cursor
-            for batch in _batches(pages, ROWS_BATCH):
-                page = pa.concat_tables(batch)
-                keys.add(page)
-                if cursor.stored is not None:
-                    newer = pc.greater(page["event_date"], pa.scalar(cursor.stored))
-                    sends = pc.unique(page.filter(newer)["send_id"]).to_pylist()
-                    active.update(int(send) for send in sends if send is not None)
-                yield counted(collection.name, cursor.seen(page))
-            yield from _deduplicate_if(keys.repeated(), collection)
+
+            def pages() -> Iterator[Table]:
+                for page in reader.events(collection, since, now, since == first_start, refused):
+                    if cursor.stored is not None:
+                        newer = pc.greater(page["event_date"], pa.scalar(cursor.stored))
+                        sends = pc.unique(page.filter(newer)["send_id"]).to_pylist()
+                        active.update(int(send) for send in sends if send is not None)
+                    yield page
+
+            yield from staged(collection, cursor, pages())
             cursor.state["active_sends"] = sorted(active)
-            cursor.commit()
 
         read.__name__ = collection.name
         return read

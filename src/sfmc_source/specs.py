@@ -29,6 +29,7 @@ class Collection:
     columns: tuple[Column, ...]
     cursor: str | None = None
     parent: str | None = None
+    soap_object: str | None = None  # the SOAP object it retrieves; None for REST
 
     @property
     def table_key(self) -> tuple[str, ...]:
@@ -91,6 +92,7 @@ CAMPAIGN_ASSETS = Collection(
 )
 
 LISTS = Collection(
+    soap_object="List",
     name="lists",
     api="SOAP Retrieve List",
     primary_key=("id",),
@@ -217,6 +219,7 @@ GOALS = Collection(
 )
 
 SUBSCRIBERS = Collection(
+    soap_object="Subscriber",
     name="subscribers",
     api="SOAP Retrieve Subscriber",
     primary_key=("id",),
@@ -239,6 +242,7 @@ SUBSCRIBERS = Collection(
 )
 
 LIST_SUBSCRIBERS = Collection(
+    soap_object="ListSubscriber",
     name="list_subscribers",
     api="SOAP Retrieve ListSubscriber",
     primary_key=("list_id", "subscriber_key"),
@@ -258,6 +262,7 @@ LIST_SUBSCRIBERS = Collection(
 )
 
 SENDS = Collection(
+    soap_object="Send",
     name="sends",
     api="SOAP Retrieve Send",
     primary_key=("id",),
@@ -341,6 +346,7 @@ def _event_collection(name: str, object_type: str) -> Collection:
     return Collection(
         name=name,
         api=f"SOAP Retrieve {object_type}",
+        soap_object=object_type,
         primary_key=("event_key",),
         cursor="event_date",
         strategy=EVENTS_STRATEGY,
