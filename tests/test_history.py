@@ -79,9 +79,38 @@ def test_status_shows_the_latest_run_and_its_failure_then_recovery(
 
 
 def test_status_before_any_sync(tmp_path: Path) -> None:
+    duckdb.connect(f"{tmp_path}/empty.duckdb").close()
     code, output = status(f"duckdb:///{tmp_path}/empty.duckdb", tmp_path)
     assert code == 1
     assert "no sync has run" in output
+
+
+def test_status_never_creates_a_warehouse(tmp_path: Path) -> None:
+    code, output = status(f"duckdb:///{tmp_path}/missing.duckdb", tmp_path)
+    assert code == 1
+    assert output == f"error: no warehouse at {tmp_path}/missing.duckdb\n"
+    assert not (tmp_path / "missing.duckdb").exists()
+    assert not (tmp_path / "fresh-machine").exists()
+
+
+def test_status_reads_a_read_only_warehouse_without_writing(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emulator = emulator_factory(sizes=TINY)
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    assert sync(emulator, url, tmp_path / "a").exit_code == 0
+    warehouse = tmp_path / "w.duckdb"
+    warehouse.chmod(0o444)
+    tmp_path.chmod(0o555)  # no WAL or lock file can be made beside it either
+    try:
+        before = warehouse.stat().st_mtime_ns
+        code, output = status(url, tmp_path / "a", "--schema", "SFMC")
+    finally:
+        tmp_path.chmod(0o755)
+    assert code == 0, output
+    assert "campaigns        ok" in output
+    assert warehouse.stat().st_mtime_ns == before
+    assert not (tmp_path / "a" / "fresh-machine").exists()
 
 
 def test_a_duckdb_file_named_like_the_schema_is_refused_up_front(tmp_path: Path) -> None:

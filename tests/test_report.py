@@ -68,7 +68,7 @@ def test_the_reporter_redacts_secrets_and_tokens() -> None:
 def test_failures_are_one_line_and_debug_tracebacks_are_redacted(
     debug: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as exited, _reported(debug, "s3cr3t"):
+    with pytest.raises(SystemExit) as exited, _reported(debug, ["s3cr3t"]):
         raise RequestRejected("GET x: HTTP 400 the secret s3cr3t leaked")
     err = capsys.readouterr().err
     assert exited.value.code == 1

@@ -392,9 +392,9 @@ def sync(collections: str | None, debug: bool, **settings: Any) -> None:
     from sfmc_source.sync import run_sync_command
 
     stopper = Stopper().install()
-    with _reported(debug, settings.get("client_secret")):
+    with _reported(debug, _secrets(settings)):
         code = run_sync_command(collections=_names(collections), stop=stopper, **settings)
-    sys.exit(code)
+    sys.exit(stopper.exit_code if stopper() else code)
 
 
 @main.command()
@@ -413,7 +413,7 @@ def run(collections: str | None, debug: bool, every: str, jitter: str, **setting
     from sfmc_source.schedule import Stopper, parse_duration, run_every
     from sfmc_source.sync import run_sync_command
 
-    with _reported(debug, settings.get("client_secret")):
+    with _reported(debug, _secrets(settings)):
         interval, spread = parse_duration(every, "--every"), parse_duration(jitter, "--jitter")
         stopper = Stopper().install()
 
@@ -424,24 +424,35 @@ def run(collections: str | None, debug: bool, every: str, jitter: str, **setting
     sys.exit(code)
 
 
+def _secrets(settings: dict[str, Any]) -> list[str | None]:
+    """What no output may show: the client secret and the destination's password."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(str(settings.get("destination") or "")).password
+    except ValueError:
+        password = None
+    return [settings.get("client_secret"), unquote(password) if password else None]
+
+
 @contextmanager
-def _reported(debug: bool, secret: str | None = None) -> Iterator[None]:
+def _reported(debug: bool, secrets: list[str | None]) -> Iterator[None]:
     """Failures as one line on stderr with their exit code; tracebacks only with --debug,
-    and even then with the secret blanked out."""
-    from sfmc_source.report import redact
+    and even then with the secrets blanked out."""
+    from sfmc_source.redaction import redact
 
     try:
         yield
     except Exception as exc:
         code = exc.exit_code if isinstance(exc, SfmcError) else 1
         if debug:
-            click.echo(redact(traceback.format_exc(), [secret]), err=True, nl=False)
+            click.echo(redact(traceback.format_exc(), secrets), err=True, nl=False)
         message = (
             str(exc)
             if isinstance(exc, SfmcError)
             else f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
         )
-        _fail(redact(message, [secret]), code)
+        _fail(redact(message, secrets), code)
 
 
 @main.command()
@@ -492,7 +503,7 @@ def check(debug: bool, **settings: Any) -> None:
     from sfmc_source.client import SfmcClient, credentials_from
 
     with (
-        _reported(debug, settings.get("client_secret")),
+        _reported(debug, _secrets(settings)),
         SfmcClient(credentials_from(**settings)) as client,
     ):
         findings = run_check(client)
@@ -516,21 +527,24 @@ def check(debug: bool, **settings: Any) -> None:
 def status(destination: str, schema: str, as_json: bool) -> None:
     """The latest run of each collection: outcome, rows, requests, duration, cursor.
     Exit 0 when every latest run succeeded."""
+    from sfmc_source.destination import Warehouse, schema_name
     from sfmc_source.history import latest_runs
-    from sfmc_source.sync import pipeline_for
+    from sfmc_source.redaction import redact
+    from sfmc_source.sync import _innermost
 
+    secrets = _secrets({"destination": destination})
     try:
-        runs = latest_runs(pipeline_for(destination, schema))
+        warehouse, schema = Warehouse.parse(destination), schema_name(schema)
+        runs = latest_runs(warehouse, schema)
     except SfmcError as exc:
-        _fail(str(exc), exc.exit_code)
+        _fail(redact(str(exc), secrets), exc.exit_code)
     except Exception as exc:
-        from sfmc_source.sync import _innermost
-
-        _fail(f"cannot read the run history of {destination}: {_innermost(exc)}", 1)
+        message = f"cannot read the run history of {warehouse.display}: {_innermost(exc)}"
+        _fail(redact(message, secrets), 1)
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))
     elif not runs:
-        click.echo(f"no sync has run against {destination} schema {schema} yet")
+        click.echo(f"no sync has run against {warehouse.display} schema {schema} yet")
     several = len({run["business_unit_id"] for run in runs}) > 1
     for run in [] if as_json else runs:
         seconds = (run["finished"] - run["started"]).total_seconds()

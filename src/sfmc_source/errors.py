@@ -2,6 +2,7 @@
 
     SfmcError
     ├── ConfigError            bad usage or configuration (exit 2)
+    ├── SyncBusy               another sync of the same warehouse and schema is running
     ├── AuthenticationError    wrong client id, secret, subdomain or account (exit 3)
     │   └── BusinessUnitRefused    the package cannot act in that business unit (MID)
     ├── PermissionDenied       the package lacks a permission: REST 403, SOAP "API Permission
@@ -26,6 +27,10 @@ class SfmcError(Exception):
 
 class ConfigError(SfmcError):
     exit_code = 2
+
+
+class SyncBusy(SfmcError):
+    pass
 
 
 class AuthenticationError(SfmcError):

@@ -3,13 +3,18 @@ latest of them per collection for ``sfmc-source status``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import dlt
+from dlt.common.versioned_state import decompress_state
 from dlt.pipeline.exceptions import PipelineStepFailed
+
+from sfmc_source.destination import Warehouse
+from sfmc_source.errors import SfmcError
 
 RUNS_TABLE = "_sfmc_runs"
 RUN_COLUMNS: list[Any] = [
@@ -38,13 +43,26 @@ class CollectionResult:
     error: str | None = None
     collection: str = ""  # default: name
     business_unit_id: int | None = None
+    skipped: bool = False  # not run: the run was asked to stop first
 
     def __post_init__(self) -> None:
         self.collection = self.collection or self.name
 
     @property
+    def outcome(self) -> str:
+        """ok, failed, or skipped."""
+        if self.skipped:
+            return "skipped"
+        return "ok" if self.error is None else "failed"
+
+    @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.outcome == "ok"
+
+    @property
+    def described(self) -> str:
+        """The outcome as the summary shows it."""
+        return "skipped (interrupted)" if self.skipped else self.outcome
 
     @property
     def seconds(self) -> float:
@@ -62,10 +80,10 @@ def record_runs(
             "business_unit_id": r.business_unit_id,
             "started": r.started,
             "finished": r.finished or r.started,
-            "outcome": "ok" if r.ok else "failed",
+            "outcome": r.outcome,
             "rows": r.rows,
             "requests": r.requests,
-            "error": r.error,
+            "error": "interrupted" if r.skipped else r.error,
         }
         for r in results
     ]
@@ -78,34 +96,81 @@ def record_runs(
     return None
 
 
-def latest_runs(pipeline: dlt.Pipeline) -> list[dict[str, Any]]:
+def latest_runs(warehouse: Warehouse, schema: str) -> list[dict[str, Any]]:
     """The latest run row of each collection of each business unit, with its cursor; [] before
-    the first sync."""
-    pipeline.sync_destination()
-    schema_name: str | None = pipeline.default_schema_name
-    if schema_name is None or RUNS_TABLE not in pipeline.default_schema.tables:
-        return []
-    names = ["collection", "run_id", "started", "finished", "outcome", "rows", "requests", "error"]
-    if "business_unit_id" in pipeline.default_schema.tables[RUNS_TABLE]["columns"]:
-        names.append("business_unit_id")
-    with pipeline.sql_client() as sql:
-        table = sql.make_qualified_table_name(RUNS_TABLE)
-        found = sql.execute_sql(f"SELECT {', '.join(names)} FROM {table} ORDER BY finished") or []
+    the first sync. Reads only: DuckDB is opened read-only, and a missing file is an error,
+    never created."""
+    with _reader(warehouse, schema) as query:
+        tables = _names(query, "tables", f"table_schema = '{schema}'", "table_name")
+        if RUNS_TABLE not in tables:
+            return []
+        where = f"table_schema = '{schema}' AND table_name = '{RUNS_TABLE}'"
+        found = _names(query, "columns", where, "column_name")
+        names = [c["name"] for c in RUN_COLUMNS if c["name"] in found]
+        rows = query(f'SELECT {", ".join(names)} FROM "{schema}"."{RUNS_TABLE}" ORDER BY finished')
+        state = _stored_state(query, schema) if STATE_TABLE in tables else {}
     latest = {}
-    for row in found:
+    for row in rows:
         run = dict(zip(names, row, strict=True))
         run.setdefault("business_unit_id", None)
         latest[run["collection"], run["business_unit_id"]] = run
-    cursors = _cursors(pipeline)
+    cursors = _cursors(state)
     return [
         {**run, "cursor": cursors.get((name, unit), cursors.get((name, None)))}
         for (name, unit), run in latest.items()
     ]
 
 
-def _cursors(pipeline: dlt.Pipeline) -> dict[tuple[str, int | None], Any]:
+Query: TypeAlias = Callable[[str], Sequence[Sequence[Any]]]
+STATE_TABLE = "_dlt_pipeline_state"
+
+
+@contextmanager
+def _reader(warehouse: Warehouse, schema: str) -> Iterator[Query]:
+    """Read-only SQL against the warehouse: DuckDB and Postgres directly, others through dlt."""
+    if warehouse.kind == "duckdb":
+        import duckdb
+
+        assert warehouse.path is not None
+        if not warehouse.path.is_file():
+            raise SfmcError(f"no warehouse at {warehouse.path}")
+        with duckdb.connect(str(warehouse.path), read_only=True) as con:
+            yield lambda sql: con.execute(sql).fetchall()
+    elif warehouse.kind == "postgres":
+        import psycopg2  # type: ignore[import-untyped]
+
+        connection = psycopg2.connect(warehouse.url, connect_timeout=30)
+        try:
+            connection.set_session(readonly=True, autocommit=True)
+            with connection.cursor() as cursor:
+                yield lambda sql: cursor.execute(sql) or cursor.fetchall()
+        finally:
+            connection.close()
+    else:
+        from sfmc_source.sync import pipeline_for
+
+        with pipeline_for(warehouse, schema).sql_client() as sql:
+            yield lambda text: sql.execute_sql(text) or []
+
+
+def _names(query: Query, view: str, where: str, column: str) -> set[str]:
+    found = query(f"SELECT {column} FROM information_schema.{view} WHERE {where}")
+    return {row[0] for row in found}
+
+
+def _stored_state(query: Query, schema: str) -> dict[str, Any]:
+    """The newest dlt state this tool stored in the schema, whatever spelling of the
+    destination stored it."""
+    rows = query(
+        f'SELECT state FROM "{schema}"."{STATE_TABLE}" '
+        "WHERE pipeline_name LIKE 'sfmc_source_%' ORDER BY created_at DESC LIMIT 1"
+    )
+    return decompress_state(rows[0][0]) if rows else {}
+
+
+def _cursors(state: dict[str, Any]) -> dict[tuple[str, int | None], Any]:
     """The cursor of each collection of each business unit, from dlt resource state."""
-    resources = pipeline.state.get("sources", {}).get("sfmc", {}).get("resources", {})
+    resources = state.get("sources", {}).get("sfmc", {}).get("resources", {})
     cursors: dict[tuple[str, int | None], Any] = {}
     for name, state in resources.items():
         for unit, unit_state in state.get("units", {}).items():

@@ -21,10 +21,7 @@ from rich.live import Live
 from rich.table import Table
 
 from sfmc_source.history import CollectionResult
-
-REDACTED = "***"
-# Shorter "secrets" are not secrets, and blanking them would garble every message.
-MIN_SECRET_LENGTH = 6
+from sfmc_source.redaction import redact
 
 
 class Reporter:
@@ -68,7 +65,7 @@ class Reporter:
             )
 
     def finished(self, result: CollectionResult) -> None:
-        outcome = "ok" if result.ok else f"FAILED: {result.error}"
+        outcome = f"FAILED: {result.error}" if result.error else result.described
         self._line(
             self.err,
             f"{_now()} {result.name}: {result.rows} rows, {result.requests} "
@@ -91,7 +88,7 @@ class Reporter:
             f"{'collection':<{width}} {'rows':>8} {'requests':>9} {'seconds':>8}  outcome",
         )
         for c in collections:
-            outcome = "ok" if c.ok else "failed"
+            outcome = c.described
             self._line(
                 self.out,
                 f"{c.name:<{width}} {c.rows:>8} {c.requests:>9} {c.seconds:>8.2f}  {outcome}",
@@ -102,6 +99,9 @@ class Reporter:
         for c in collections:
             if c.error:
                 self._line(self.err, f"error: {c.name}: {c.error}")
+        skipped = [c.name for c in collections if c.skipped]
+        if skipped:
+            self._line(self.err, f"interrupted: not synced this run: {', '.join(skipped)}")
 
     def close(self) -> None:
         """Ends whatever the reporter keeps on screen."""
@@ -167,7 +167,7 @@ class LiveReporter(Reporter):
             result.rows,
             result.requests,
             since,
-            "ok" if result.ok else "failed",
+            result.outcome,
         )
         self._show()
 
@@ -193,7 +193,7 @@ class JsonReporter(Reporter):
         self._event(
             "collection_finished",
             collection=result.name,
-            outcome="ok" if result.ok else "failed",
+            outcome=result.outcome,
             rows=result.rows,
             requests=result.requests,
             seconds=round(result.seconds, 3),
@@ -207,22 +207,17 @@ class JsonReporter(Reporter):
         failure: str | None,
         warning: str | None,
     ) -> None:
-        failed = [c.name for c in collections if not c.ok]
+        failed = [c.name for c in collections if c.outcome == "failed"]
+        skipped = [c.name for c in collections if c.skipped]
         self._event(
             "run_finished",
-            outcome="failed" if failure or failed else "ok",
+            outcome="failed" if failure or failed else "interrupted" if skipped else "ok",
             error=failure,
             failed=failed,
+            skipped=skipped,
             token_requests=token_requests,
             warning=warning,
         )
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= MIN_SECRET_LENGTH:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def reporter_for(

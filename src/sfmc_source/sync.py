@@ -3,7 +3,6 @@ leaves the others loading and its own cursor where its last committed data is.""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections import Counter
@@ -11,17 +10,14 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import PurePath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import dlt
-from dlt.common.destination import Destination
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sfmc_source.client import DEFAULT_CONCURRENCY, SfmcClient, credentials_from
+from sfmc_source.destination import Warehouse, schema_name
 from sfmc_source.errors import (
     AuthenticationError,
     BusinessUnitRefused,
@@ -31,14 +27,11 @@ from sfmc_source.errors import (
 )
 from sfmc_source.history import CollectionResult, record_runs
 from sfmc_source.report import Quiet, Reporter, reporter_for
-from sfmc_source.schedule import destination_lock
+from sfmc_source.schedule import warehouse_lock
 from sfmc_source.source import RETENTION, sfmc_source
 from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, EVENTS
 from sfmc_source.timefmt import SYSTEM_TIME
 
-# DuckDB runs inside this process; without a cap a merge of a million rows takes gigabytes.
-# Beyond the cap it spills to a temporary file beside the database.
-DUCKDB_MEMORY_LIMIT = "64MB"
 UNIT = BUSINESS_UNIT_ID.name
 # Collections loaded together: a child is read from what its parent read.
 GROUPS = (
@@ -65,67 +58,22 @@ class SyncResult:
             return self.fatal.exit_code
         return 0 if all(c.ok for c in self.collections) else 1
 
-
-def destination_for(url: str) -> Destination[Any, Any]:
-    """``duckdb:///path``, ``postgresql://user:pass@host:port/db`` or a dlt destination name."""
-    scheme = urlsplit(url).scheme
-    if scheme == "duckdb":
-        config = {"memory_limit": DUCKDB_MEMORY_LIMIT}
-        return dlt.destinations.duckdb(DuckDbCredentials(_duckdb_path(url), global_config=config))
-    if scheme in ("postgresql", "postgres"):
-        return dlt.destinations.postgres(credentials=_with_password(url))
-    if scheme:
-        raise ConfigError(
-            f"--destination {url!r}: use duckdb:///path, postgresql://... or a "
-            "dlt destination name (bigquery, snowflake, redshift, ...)"
-        )
-    try:
-        destination = Destination.from_reference(url)
-    except Exception:
-        destination = None
-    if destination is None:
-        raise ConfigError(f"--destination {url!r} is not a destination dlt knows")
-    return destination
+    @property
+    def interrupted(self) -> bool:
+        """A stop left collections unsynced."""
+        return any(c.skipped for c in self.collections)
 
 
-def _duckdb_path(url: str) -> str:
-    path = url.split("duckdb:///", 1)[-1] if "duckdb:///" in url else ""
-    if not path:
-        raise ConfigError(f"--destination {url!r}: use duckdb:///path/to/file.duckdb")
-    return path
-
-
-def _check_duckdb_names(url: str, schema: str) -> None:
-    if urlsplit(url).scheme == "duckdb" and PurePath(_duckdb_path(url)).stem == schema:
-        raise ConfigError(
-            f"DuckDB cannot hold schema {schema!r} in a file named {schema}.duckdb (the file "
-            "becomes a catalog of the same name); use another --schema or file name"
-        )
-
-
-def _pipeline_name(url: str, schema: str) -> str:
-    """One local pipeline per destination and schema, so cursors never cross destinations."""
-    parts = urlsplit(url)
-    if parts.password:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1))
-    digest = hashlib.sha256(urlunsplit(parts).encode()).hexdigest()[:10]
-    return f"sfmc_source_{schema}_{digest}"
-
-
-def _with_password(url: str) -> str:
-    """dlt wants a password in a Postgres URL even where the server trusts the user."""
-    parts = urlsplit(url)
-    if parts.username and parts.password is None:
-        netloc = parts.netloc.replace(f"{parts.username}@", f"{parts.username}:@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-def pipeline_for(destination: str, schema: str, pipelines_dir: str | None = None) -> dlt.Pipeline:
-    """The dlt pipeline for a destination and schema; ``pipelines_dir`` defaults to dlt's
-    (``~/.dlt/pipelines``). Its local state is a cache: the destination holds the truth."""
-    _check_duckdb_names(destination, schema)
-    name, target = _pipeline_name(destination, schema), destination_for(destination)
+def pipeline_for(
+    destination: Warehouse | str, schema: str, pipelines_dir: str | None = None
+) -> dlt.Pipeline:
+    """The dlt pipeline for a warehouse and schema, named after the warehouse's identity;
+    ``pipelines_dir`` defaults to dlt's (``~/.dlt/pipelines``). Its local state is a cache:
+    the destination holds the truth."""
+    warehouse = Warehouse.parse(destination) if isinstance(destination, str) else destination
+    schema = schema_name(schema)
+    warehouse.check_names(schema)
+    name, target = warehouse.pipeline_name(schema), warehouse.dlt_destination()
     if pipelines_dir:
         return dlt.pipeline(name, pipelines_dir, destination=target, dataset_name=schema)
     return dlt.pipeline(name, destination=target, dataset_name=schema)
@@ -165,26 +113,54 @@ def run_sync(
         return result
     several = len(clients) > 1
     for unit_client, error in refused:
+        names = [n for group in GROUPS for n in group if n in wanted]
         mid = unit_client.credentials.account_id
-        for name in (n for group in GROUPS for n in group if n in wanted):
-            label = f"{name}@{mid}" if several else name
-            failed = CollectionResult(
-                label, collection=name, business_unit_id=mid, error=str(error)
-            )
-            failed.finished = failed.started
-            report.finished(failed)
-            result.collections.append(failed)
+        result.collections += _not_loaded(names, mid, several, report, str(error))
     options = LoadOptions(full_refresh, naive_zone, backfill, several)
     for unit_client, mid in units:
-        for group in GROUPS:
-            names = [n for n in group if n in wanted]
-            if names and not stop():
-                result.collections += _load_group(
-                    unit_client, mid, pipeline, names, options, report
-                )
+        result.collections += _sync_unit(unit_client, mid, pipeline, wanted, options, stop, report)
     result.token_requests = sum(c.auth.token_requests for c in clients)
+    for collection in result.collections:
+        collection.error = report.redact(collection.error) if collection.error else None
     result.history_error = record_runs(pipeline, result.run_id, result.collections)
     return result
+
+
+def _sync_unit(
+    client: SfmcClient,
+    mid: int,
+    pipeline: dlt.Pipeline,
+    wanted: set[str],
+    options: LoadOptions,
+    stop: Callable[[], bool],
+    report: Reporter,
+) -> list[CollectionResult]:
+    """One business unit's groups, one load each; once ``stop`` says so, the rest skipped."""
+    results: list[CollectionResult] = []
+    for group in GROUPS:
+        names = [n for n in group if n in wanted]
+        if names and stop():
+            results += _not_loaded(names, mid, options.several_units, report)
+        elif names:
+            results += _load_group(client, mid, pipeline, names, options, report)
+    return results
+
+
+def _not_loaded(
+    names: list[str], mid: int | None, several: bool, report: Reporter, error: str | None = None
+) -> list[CollectionResult]:
+    """Results for collections not synced this run: failed with ``error`` (their business unit
+    could not be reached), else skipped because the run was asked to stop."""
+    results = []
+    for name in names:
+        label = f"{name}@{mid}" if several else name
+        result = CollectionResult(
+            label, collection=name, business_unit_id=mid, error=error, skipped=error is None
+        )
+        result.finished = result.started
+        report.finished(result)
+        results.append(result)
+    return results
 
 
 @dataclass(frozen=True)
@@ -372,12 +348,14 @@ def run_sync_command(
         credentials_from(client_id, client_secret, subdomain, mid, auth_url) for mid in mids
     ]
     _selected(collections)
-    pipeline = pipeline_for(destination, schema)
-    with destination_lock(pipeline.pipeline_name), ExitStack() as stack:
+    warehouse, schema = Warehouse.parse(destination), schema_name(schema)
+    warehouse.require_directory()
+    pipeline = pipeline_for(warehouse, schema)
+    with warehouse_lock(warehouse, schema), ExitStack() as stack:
         clients = [stack.enter_context(SfmcClient(c, concurrency=concurrency)) for c in credentials]
 
         def secrets() -> list[str]:
-            return [secret for client in clients for secret in client.secrets()]
+            return [s for client in clients for s in client.secrets()] + warehouse.secrets()
 
         reporter = reporter_for(log_format, uuid.uuid4().hex, secrets, verbose)
         backfill = timedelta(days=backfill_days)

@@ -121,6 +121,40 @@ class Cursor:
     page: int = 0
 
 
+class Gate:
+    """Holds API requests (not token requests) while closed: a test keeps a sync mid-run for
+    as long as it needs, and waits until a request is held rather than on a clock."""
+
+    def __init__(self) -> None:
+        self._open = True
+        self.waiting = 0
+        self._changed = threading.Condition()
+
+    def close(self) -> None:
+        with self._changed:
+            self._open = False
+
+    def open(self) -> None:
+        with self._changed:
+            self._open = True
+            self._changed.notify_all()
+
+    def pass_through(self) -> None:
+        with self._changed:
+            if not self._open:
+                self.waiting += 1
+                self._changed.notify_all()
+                self._changed.wait_for(lambda: self._open)
+                self.waiting -= 1
+
+    def wait_until_holding(self, requests: int = 1, timeout: float = 600) -> None:
+        """Until ``requests`` requests wait at the closed gate (``timeout`` only guards
+        against a hang)."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.waiting >= requests, timeout):
+                raise TimeoutError(f"no {requests} requests held in {timeout} s")
+
+
 class EmulatorApp:
     def __init__(self, config: EmulatorConfig | None = None, base_url: str = "") -> None:
         self.config = config or EmulatorConfig()
@@ -134,6 +168,7 @@ class EmulatorApp:
         self._cursors: OrderedDict[str, Cursor] = OrderedDict()
         self._counter = 0
         self._lock = threading.Lock()
+        self.gate = Gate()
 
     @property
     def faults(self) -> Faults:
@@ -197,6 +232,7 @@ class EmulatorApp:
         return f"{request.method} {path}", None, not_found()
 
     def _injected_fault(self, soap_call: bool) -> Response | None:
+        self.gate.pass_through()
         with self._lock:
             self._counter += 1
             n = self._counter

@@ -159,6 +159,7 @@ class Emulator:
         self._server.serve_forever()
 
     def stop(self) -> None:
+        self.app.gate.open()  # let held requests finish
         self._server.shutdown()
         self._server.server_close()
         if self._thread:
