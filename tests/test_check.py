@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
+import duckdb
+import psycopg2
 import pytest
 from click.testing import CliRunner
 
-from sfmc_source.check import exit_code, run_check
+from sfmc_source.check import Finding, check_destination, exit_code, run_check
 from sfmc_source.cli import main
 from sfmc_source.client import Credentials, RetryPolicy, SfmcClient
+from sfmc_source.destination import Warehouse
 from sfmc_source.emulator import Emulator, Sizes
 from sfmc_source.emulator.auth import READ_SCOPES
 from sfmc_source.specs import COLLECTIONS
@@ -69,16 +77,96 @@ def test_wrong_credentials_stop_at_the_first_row(emulator_factory: Callable[...,
 
 
 @pytest.mark.parametrize(("scopes", "code"), [(READ_SCOPES, 0), (("campaign_read",), 1)])
-def test_the_command_prints_one_row_per_permission(
-    emulator_factory: Callable[..., Emulator], scopes: tuple[str, ...], code: int
+def test_the_command_prints_one_row_per_permission_then_the_destination(
+    emulator_factory: Callable[..., Emulator], scopes: tuple[str, ...], code: int, tmp_path: Path
 ) -> None:
     emulator = emulator_factory(sizes=TINY, scopes=scopes)
-    result = CliRunner().invoke(main, ["check"], env=emulator.environment())
+    env = {**emulator.environment(), "SFMC_DESTINATION": f"duckdb:///{tmp_path}/w.duckdb"}
+    result = CliRunner().invoke(main, ["check"], env=env)
     assert result.exit_code == code, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 6
+    assert len(lines) == 7
     assert lines[0].startswith("ok     Credentials and subdomain")
+    assert lines[-1] == (
+        f"ok     Destination                              duckdb:///{tmp_path}/w.duckdb, "
+        "schema sfmc: the first sync creates the file"
+    )
     assert emulator.config.client_secret not in result.output
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_collections_limit_the_permissions_checked(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emulator = emulator_factory(sizes=TINY, scopes=("campaign_read", "list_and_subscribers_read"))
+    env = {**emulator.environment(), "SFMC_DESTINATION": f"duckdb:///{tmp_path}/w.duckdb"}
+    args = ["check", "--collections", "campaign_assets,lists"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    checked = [line[7:].split("  ")[0] for line in result.output.splitlines()]
+    assert checked == [
+        "Credentials and subdomain",
+        "Contacts > Lists and Subscribers > Read",
+        "Hub > Campaigns > Read",
+        "Destination",
+    ]
+    assert emulator.app.log.summary()["total"] == 3  # the token, one campaign, one List row
+    bad = CliRunner().invoke(main, ["check", "--collections", "emails"], env=env)
+    assert bad.exit_code == 2 and "unknown collection emails; choose from" in bad.output
+
+
+HOLD_DUCKDB = (
+    "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+    "sys.stdin.read()"
+)
+
+
+def test_an_existing_duckdb_file_is_proven_writable_and_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    duckdb.connect(str(path)).close()
+    found = check_destination(Warehouse.parse(f"duckdb:///{path}"), "sfmc")
+    assert found == Finding(
+        "Destination", True, f"duckdb:///{path}, schema sfmc: reachable and writable"
+    )
+    with duckdb.connect(str(path), read_only=True) as con:
+        schemas = con.sql("select schema_name from information_schema.schemata").fetchall()
+    assert ("sfmc",) not in schemas
+    holder = subprocess.Popen(  # another process has the file open for writing
+        [sys.executable, "-c", HOLD_DUCKDB, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+    found = check_destination(Warehouse.parse(f"duckdb:///{path}"), "sfmc")
+    holder.communicate("")
+    assert not found.ok, found
+    assert found.detail.startswith(f"duckdb:///{path}, schema sfmc: IOException: ")
+
+
+def test_a_missing_directory_or_an_unreachable_postgres_fails_the_destination_row(
+    tmp_path: Path,
+) -> None:
+    missing = check_destination(Warehouse.parse(f"duckdb:///{tmp_path}/no/w.duckdb"), "sfmc")
+    assert missing.detail.endswith(f"directory {tmp_path}/no does not exist") and not missing.ok
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://postgres:Hunter2Secret@127.0.0.1:{port}/test"
+    refused = check_destination(Warehouse.parse(url), "sfmc")
+    assert not refused.ok
+    assert refused.detail.startswith(f"postgresql://postgres:***@127.0.0.1:{port}/test, schema")
+    assert "OperationalError" in refused.detail and "Hunter2Secret" not in refused.detail
+
+
+def test_a_postgres_schema_is_proven_writable_without_a_trace() -> None:
+    schema = f"sfmc_check_{uuid.uuid4().hex[:8]}"
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    found = check_destination(Warehouse.parse(url), schema)
+    assert found == Finding("Destination", True, f"{url}, schema {schema}: reachable and writable")
+    with psycopg2.connect(url) as con, con.cursor() as cur:
+        cur.execute("select 1 from information_schema.schemata where schema_name = %s", (schema,))
+        assert cur.fetchall() == []
 
 
 def test_collections_lists_every_table_column_and_key() -> None:

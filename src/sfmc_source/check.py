@@ -1,22 +1,27 @@
 """``sfmc-source check``: do the credentials work, and does the package have each permission?
 
-Each permission the collections need (the seed's table, then the engagement data's) is proven
-by the cheapest request that needs it: one campaign, one journey, a one-row SOAP Retrieve of
-List, of Send and of SentEvent.
+Each permission the selected collections need (the seed's table, then the engagement data's)
+is proven by the cheapest request that needs it: one campaign, one journey, a one-row SOAP
+Retrieve of List, of Send and of SentEvent. Then the destination: reachable, and writable in
+the schema (a table created and rolled back), as ``dbt debug`` checks a connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sfmc_source import soap
 from sfmc_source.auth import TOKEN_PLACEHOLDER
 from sfmc_source.client import SfmcClient
-from sfmc_source.errors import AuthenticationError, PermissionDenied, SfmcError
-from sfmc_source.specs import CONTACTS, EMAIL, HUB, JOURNEYS, TRACKING
+from sfmc_source.destination import Warehouse
+from sfmc_source.errors import AuthenticationError, PermissionDenied, SfmcError, root_cause
+from sfmc_source.redaction import redact
+from sfmc_source.specs import COLLECTIONS, CONTACTS, EMAIL, HUB, JOURNEYS, TRACKING, selected
 
 CREDENTIALS = "Credentials and subdomain"
+DESTINATION = "Destination"
 
 
 @dataclass(frozen=True)
@@ -54,14 +59,18 @@ PROBES: tuple[tuple[str, Callable[[SfmcClient], None]], ...] = (
 )
 
 
-def run_check(client: SfmcClient) -> list[Finding]:
-    """One finding for the credentials, then one per permission (not tried if they fail)."""
+def run_check(client: SfmcClient, collections: Sequence[str] | None = None) -> list[Finding]:
+    """One finding for the credentials, then one per permission the collections (all by
+    default) need, not tried if the credentials fail."""
+    needed = {COLLECTIONS[name].permission for name in selected(collections)}
     try:
         client.auth.token()
     except AuthenticationError as exc:
         return [Finding(CREDENTIALS, False, str(exc))]
     findings = [Finding(CREDENTIALS, True, "a token was issued")]
     for permission, probe in PROBES:
+        if permission not in needed:
+            continue
         try:
             probe(client)
         except PermissionDenied:
@@ -72,6 +81,34 @@ def run_check(client: SfmcClient) -> list[Finding]:
         else:
             findings.append(Finding(permission, True, "ok"))
     return findings
+
+
+def check_destination(warehouse: Warehouse, schema: str) -> Finding:
+    """Can a sync write there? Creates the schema and a table in a transaction it rolls back,
+    as a sync would; a DuckDB file not made yet only needs a directory to be made in."""
+    where = f"{warehouse.display}, schema {schema}"
+    try:
+        warehouse.require_directory()
+        warehouse.check_names(schema)
+        if warehouse.path is not None and not warehouse.path.exists():
+            if not os.access(warehouse.path.parent, os.W_OK):
+                return Finding(DESTINATION, False, f"{where}: cannot create files in its directory")
+            return Finding(DESTINATION, True, f"{where}: the first sync creates the file")
+        with warehouse.sql(schema) as query:
+            for statement in _WRITE_PROBE:
+                query(statement.format(schema=schema))
+    except Exception as exc:
+        detail = str(exc) if isinstance(exc, SfmcError) else root_cause(exc)
+        return Finding(DESTINATION, False, redact(f"{where}: {detail}", warehouse.secrets()))
+    return Finding(DESTINATION, True, f"{where}: reachable and writable")
+
+
+_WRITE_PROBE = (
+    "BEGIN",
+    'CREATE SCHEMA IF NOT EXISTS "{schema}"',
+    'CREATE TABLE "{schema}"."_sfmc_source_check" (checked INTEGER)',
+    "ROLLBACK",
+)
 
 
 def exit_code(findings: list[Finding]) -> int:

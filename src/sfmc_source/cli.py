@@ -21,7 +21,7 @@ from sfmc_source import __version__
 from sfmc_source.client import DEFAULT_CONCURRENCY
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, RestOptions, sizes_for
 from sfmc_source.emulator.auth import READ_SCOPES
-from sfmc_source.errors import SfmcError
+from sfmc_source.errors import SfmcError, root_cause
 from sfmc_source.specs import COLLECTIONS, Collection
 
 # Where Airflow is installed, dlt asks its metadata database for settings on every pipeline
@@ -494,19 +494,48 @@ def _describe(collection: Collection) -> dict[str, Any]:
     }
 
 
+def destination_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the syncs load, for the commands that read or check it."""
+    options = [
+        click.option(
+            "--destination",
+            envvar="SFMC_DESTINATION",
+            default=DEFAULT_DESTINATION,
+            show_default=True,
+            help="The destination the syncs load into.",
+        ),
+        click.option("--schema", envvar="SFMC_SCHEMA", default="sfmc", show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @credential_options
+@destination_options
+@click.option(
+    "--collections",
+    default=None,
+    metavar="A,B",
+    help="Check only the permissions these collections need (default: all).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks (secrets redacted).")
-def check(debug: bool, **settings: Any) -> None:
-    """Check the credentials and each permission the collections need; exit 0 only if all ok."""
-    from sfmc_source.check import exit_code, run_check
+def check(
+    debug: bool, destination: str, schema: str, collections: str | None, **settings: Any
+) -> None:
+    """Check the credentials, each permission the collections need, and that the destination
+    is reachable and writable; exit 0 only if all are ok."""
+    from sfmc_source.check import check_destination, exit_code, run_check
     from sfmc_source.client import SfmcClient, credentials_from
+    from sfmc_source.destination import Warehouse, schema_name
 
-    with (
-        _reported(debug, _secrets(settings)),
-        SfmcClient(credentials_from(**settings)) as client,
-    ):
-        findings = run_check(client)
+    with _reported(debug, _secrets({**settings, "destination": destination})):
+        warehouse, schema = Warehouse.parse(destination), schema_name(schema)
+        names = _names(collections)
+        with SfmcClient(credentials_from(**settings)) as client:
+            findings = run_check(client, names)
+        findings.append(check_destination(warehouse, schema))
     width = max(len(f.what) for f in findings)
     for finding in findings:
         mark = "ok     " if finding.ok else "FAILED "
@@ -515,14 +544,7 @@ def check(debug: bool, **settings: Any) -> None:
 
 
 @main.command()
-@click.option(
-    "--destination",
-    envvar="SFMC_DESTINATION",
-    default=DEFAULT_DESTINATION,
-    show_default=True,
-    help="The destination the syncs load into.",
-)
-@click.option("--schema", envvar="SFMC_SCHEMA", default="sfmc", show_default=True)
+@destination_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def status(destination: str, schema: str, as_json: bool) -> None:
     """The latest run of each collection: outcome, rows, requests, duration, cursor.
@@ -530,7 +552,6 @@ def status(destination: str, schema: str, as_json: bool) -> None:
     from sfmc_source.destination import Warehouse, schema_name
     from sfmc_source.history import latest_runs
     from sfmc_source.redaction import redact
-    from sfmc_source.sync import _innermost
 
     secrets = _secrets({"destination": destination})
     try:
@@ -539,7 +560,7 @@ def status(destination: str, schema: str, as_json: bool) -> None:
     except SfmcError as exc:
         _fail(redact(str(exc), secrets), exc.exit_code)
     except Exception as exc:
-        message = f"cannot read the run history of {warehouse.display}: {_innermost(exc)}"
+        message = f"cannot read the run history of {warehouse.display}: {root_cause(exc)}"
         _fail(redact(message, secrets), 1)
     if as_json:
         click.echo(json.dumps(runs, indent=2, default=str))

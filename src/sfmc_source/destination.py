@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
-from sfmc_source.errors import ConfigError
+from sfmc_source.errors import ConfigError, SfmcError
 from sfmc_source.redaction import REDACTED, redact_url
 
 # DuckDB runs inside this process; without a cap a merge of a million rows takes gigabytes.
@@ -28,6 +30,9 @@ DUCKDB_MEMORY_LIMIT = "64MB"
 DEFAULT_DESTINATION = "duckdb:///./sfmc_warehouse.duckdb"
 DEFAULT_SCHEMA = "sfmc"
 POSTGRES_PORT = 5432
+CONNECT_TIMEOUT = 30  # seconds
+# SQL in, rows out: what status and check ask a warehouse.
+Query: TypeAlias = Callable[[str], Sequence[Sequence[Any]]]
 # Postgres names are at most 63 characters, and dlt stages merges in "<schema>_staging".
 MAX_SCHEMA_LENGTH = 63 - len("_staging")
 _SCHEMA = re.compile(rf"[a-z_][a-z0-9_]{{0,{MAX_SCHEMA_LENGTH - 1}}}")
@@ -97,6 +102,22 @@ class Warehouse:
                 "file becomes a catalog of the same name); use another --schema or file name"
             )
 
+    @contextmanager
+    def sql(self, schema: str, read_only: bool = False) -> Iterator[Query]:
+        """SQL against the warehouse: DuckDB and Postgres directly (``read_only`` opens DuckDB
+        read-only and never creates a missing file), other destinations through dlt."""
+        if self.kind == "duckdb":
+            with _duckdb_sql(self, read_only) as query:
+                yield query
+        elif self.kind == "postgres":
+            with _postgres_sql(self, read_only) as query:
+                yield query
+        else:
+            from sfmc_source.sync import pipeline_for
+
+            with pipeline_for(self, schema).sql_client() as client:
+                yield lambda text: client.execute_sql(text) or []
+
     def dlt_destination(self) -> Any:
         """The dlt destination, its configuration resolved: a dlt destination without its
         credentials is one line naming the keys to set."""
@@ -117,6 +138,35 @@ class Warehouse:
             ) from None
         _require_configuration(destination)
         return destination
+
+
+@contextmanager
+def _duckdb_sql(warehouse: Warehouse, read_only: bool) -> Iterator[Query]:
+    import duckdb
+
+    assert warehouse.path is not None
+    if read_only and not warehouse.path.is_file():
+        raise SfmcError(f"no warehouse at {warehouse.path}")
+    with duckdb.connect(str(warehouse.path), read_only=read_only) as con:
+        yield lambda sql: con.execute(sql).fetchall()
+
+
+@contextmanager
+def _postgres_sql(warehouse: Warehouse, read_only: bool) -> Iterator[Query]:
+    import psycopg2  # type: ignore[import-untyped]
+
+    connection = psycopg2.connect(warehouse.url, connect_timeout=CONNECT_TIMEOUT)
+    try:
+        connection.set_session(readonly=read_only, autocommit=True)
+        with connection.cursor() as cursor:
+
+            def query(sql: str) -> Sequence[Sequence[Any]]:
+                cursor.execute(sql)
+                return cursor.fetchall() if cursor.description else []
+
+            yield query
+    finally:
+        connection.close()
 
 
 def _duckdb(text: str, cwd: Path) -> Warehouse:

@@ -55,3 +55,21 @@ class RequestRejected(SfmcError):
 
 class ResponseError(SfmcError):
     pass
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what caused it, outermost first."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return chain
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost cause of a failure (a dlt one, a driver's), in one line: its type and
+    first line."""
+    innermost = causes(exc)[-1]
+    first = next((line.strip() for line in str(innermost).splitlines() if line.strip()), "")
+    return f"{type(innermost).__name__}: {first}"

@@ -3,18 +3,16 @@ latest of them per collection for ``sfmc-source status``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import dlt
 from dlt.common.versioned_state import decompress_state
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sfmc_source.destination import Warehouse
-from sfmc_source.errors import SfmcError
+from sfmc_source.destination import Query, Warehouse
 
 RUNS_TABLE = "_sfmc_runs"
 RUN_COLUMNS: list[Any] = [
@@ -100,7 +98,7 @@ def latest_runs(warehouse: Warehouse, schema: str) -> list[dict[str, Any]]:
     """The latest run row of each collection of each business unit, with its cursor; [] before
     the first sync. Reads only: DuckDB is opened read-only, and a missing file is an error,
     never created."""
-    with _reader(warehouse, schema) as query:
+    with warehouse.sql(schema, read_only=True) as query:
         tables = _names(query, "tables", f"table_schema = '{schema}'", "table_name")
         if RUNS_TABLE not in tables:
             return []
@@ -121,36 +119,7 @@ def latest_runs(warehouse: Warehouse, schema: str) -> list[dict[str, Any]]:
     ]
 
 
-Query: TypeAlias = Callable[[str], Sequence[Sequence[Any]]]
 STATE_TABLE = "_dlt_pipeline_state"
-
-
-@contextmanager
-def _reader(warehouse: Warehouse, schema: str) -> Iterator[Query]:
-    """Read-only SQL against the warehouse: DuckDB and Postgres directly, others through dlt."""
-    if warehouse.kind == "duckdb":
-        import duckdb
-
-        assert warehouse.path is not None
-        if not warehouse.path.is_file():
-            raise SfmcError(f"no warehouse at {warehouse.path}")
-        with duckdb.connect(str(warehouse.path), read_only=True) as con:
-            yield lambda sql: con.execute(sql).fetchall()
-    elif warehouse.kind == "postgres":
-        import psycopg2  # type: ignore[import-untyped]
-
-        connection = psycopg2.connect(warehouse.url, connect_timeout=30)
-        try:
-            connection.set_session(readonly=True, autocommit=True)
-            with connection.cursor() as cursor:
-                yield lambda sql: cursor.execute(sql) or cursor.fetchall()
-        finally:
-            connection.close()
-    else:
-        from sfmc_source.sync import pipeline_for
-
-        with pipeline_for(warehouse, schema).sql_client() as sql:
-            yield lambda text: sql.execute_sql(text) or []
 
 
 def _names(query: Query, view: str, where: str, column: str) -> set[str]:

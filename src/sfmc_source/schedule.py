@@ -17,7 +17,7 @@ from types import FrameType
 
 import click
 
-from sfmc_source.destination import Warehouse
+from sfmc_source.destination import CONNECT_TIMEOUT, Warehouse
 from sfmc_source.errors import ConfigError, SfmcError, SyncBusy
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -56,7 +56,7 @@ def _advisory_lock(warehouse: Warehouse, schema: str) -> Iterator[None]:
     key = int.from_bytes(hashlib.sha256(f"sfmc_source:{schema}".encode()).digest()[:8], "big")
     key -= 1 << 63 if key >= 1 << 63 else 0  # Postgres takes a signed 64-bit key
     try:
-        connection = psycopg2.connect(warehouse.url, connect_timeout=30)
+        connection = psycopg2.connect(warehouse.url, connect_timeout=CONNECT_TIMEOUT)
     except psycopg2.Error as exc:
         first = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
         raise SfmcError(f"cannot connect to {warehouse.display}: {first}") from None

@@ -7,7 +7,10 @@ warehouse type. ``rows.py`` shapes records with these columns; ``source.py`` wir
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from sfmc_source.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -380,3 +383,15 @@ COLLECTIONS = {
         *EVENTS,
     )
 }
+
+
+def selected(names: Sequence[str] | None) -> set[str]:
+    """The collections a run syncs: ``names`` (all when none) and their parents, since a child
+    is read from its parent, whose cursor must move with it. An unknown name is a usage error."""
+    wanted = set(names or COLLECTIONS)
+    unknown = sorted(wanted - set(COLLECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown collection {', '.join(unknown)}; choose from {', '.join(COLLECTIONS)}"
+        )
+    return wanted | {p for p in (COLLECTIONS[n].parent for n in wanted) if p}

@@ -24,12 +24,14 @@ from sfmc_source.errors import (
     ConfigError,
     PermissionDenied,
     SfmcError,
+    causes,
+    root_cause,
 )
 from sfmc_source.history import CollectionResult, record_runs
 from sfmc_source.report import Quiet, Reporter, reporter_for
 from sfmc_source.schedule import warehouse_lock
 from sfmc_source.source import RETENTION, sfmc_source
-from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, EVENTS
+from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, EVENTS, selected
 from sfmc_source.timefmt import SYSTEM_TIME
 
 UNIT = BUSINESS_UNIT_ID.name
@@ -95,7 +97,7 @@ def run_sync(
     ``stop`` says so, the groups not yet started are left for the next run. ``reporter``
     hears of progress. A first sync reads tracking events and sends ``backfill`` back."""
     clients = [client] if isinstance(client, SfmcClient) else list(client)
-    wanted = _selected(collections)
+    wanted = selected(collections)
     result = SyncResult(run_id=reporter.run_id) if reporter else SyncResult()
     report = reporter or Quiet(result.run_id)
     units, refused = _units(clients)
@@ -106,7 +108,7 @@ def run_sync(
         _finish_pending(pipeline)
         _adopt_tables(pipeline, [mid for _, mid in units])
     except PipelineStepFailed as exc:
-        result.fatal = SfmcError(f"loading what an interrupted run left failed: {_innermost(exc)}")
+        result.fatal = SfmcError(f"loading what an interrupted run left failed: {root_cause(exc)}")
         return result
     except ConfigError as exc:
         result.fatal = exc
@@ -226,20 +228,6 @@ def _finish_pending(pipeline: dlt.Pipeline) -> None:
         pipeline.load()
 
 
-def _selected(collections: Sequence[str] | None) -> set[str]:
-    wanted = set(collections or COLLECTIONS)
-    unknown = sorted(wanted - set(COLLECTIONS))
-    if unknown:
-        raise ConfigError(
-            f"unknown collection {', '.join(unknown)}; choose from {', '.join(COLLECTIONS)}"
-        )
-    for name in list(wanted):
-        parent = COLLECTIONS[name].parent
-        if parent:
-            wanted.add(parent)  # a child is read from its parent, whose cursor must move with it
-    return wanted
-
-
 def _load_group(
     client: SfmcClient,
     mid: int,
@@ -291,19 +279,9 @@ def _file_format(pipeline: dlt.Pipeline) -> Any:
     return None
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and what caused it, outermost first."""
-    chain: list[BaseException] = []
-    seen: BaseException | None = exc
-    while seen is not None:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    return chain
-
-
 def _cause(exc: BaseException) -> BaseException:
     """The first of our own errors behind a dlt failure, else the failure itself."""
-    return next((e for e in _chain(exc) if isinstance(e, SfmcError)), exc)
+    return next((e for e in causes(exc) if isinstance(e, SfmcError)), exc)
 
 
 def _describe_failure(cause: BaseException, names: list[str]) -> str:
@@ -312,14 +290,7 @@ def _describe_failure(cause: BaseException, names: list[str]) -> str:
         return f"{cause}; enable {permission} for the package in Installed Packages"
     if isinstance(cause, SfmcError):
         return str(cause)
-    return _innermost(cause)
-
-
-def _innermost(exc: BaseException) -> str:
-    """The root cause of a dlt failure, in one line: its type and first line."""
-    exc = _chain(exc)[-1]
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    return f"{type(exc).__name__}: {first}"
+    return root_cause(cause)
 
 
 def run_sync_command(
@@ -347,7 +318,7 @@ def run_sync_command(
     credentials = [
         credentials_from(client_id, client_secret, subdomain, mid, auth_url) for mid in mids
     ]
-    _selected(collections)
+    selected(collections)
     warehouse, schema = Warehouse.parse(destination), schema_name(schema)
     warehouse.require_directory()
     pipeline = pipeline_for(warehouse, schema)

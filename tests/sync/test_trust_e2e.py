@@ -243,3 +243,52 @@ def test_a_destination_password_never_shows(
     assert "enable Contacts" in stored and SECRET not in stored
     states = dest.query("select state from {schema}._dlt_pipeline_state")
     assert states and all(SECRET not in json.dumps(decompress_state(s)) for (s,) in states)
+
+
+# ---- 8. destinations and schemas are validated before any work ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--schema", ""], "error: --schema '': use lowercase letters, digits and _"),
+        (["--schema", "Bad-Name"], "error: --schema 'Bad-Name': use lowercase letters"),
+        (["--schema", "sfmc;drop table x"], "error: --schema 'sfmc;drop table x': use"),
+        (["--schema", "s" * 56], "not starting with a digit, at most 55 characters"),
+        (
+            ["--destination", "duckdb:///{tmp}/nonexistent/dir/x.duckdb"],
+            "error: --destination duckdb:///{tmp}/nonexistent/dir/x.duckdb: directory "
+            "{tmp}/nonexistent/dir does not exist",
+        ),
+        (
+            ["--destination", "bigquery"],
+            "error: --destination bigquery: dlt has no configuration for it; set "
+            "DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID",
+        ),
+    ],
+    ids=["empty", "hyphen", "injection", "too-long", "no-directory", "no-credentials"],
+)
+def test_bad_destinations_and_schemas_are_one_line_and_exit_2(
+    emulator_factory: Factory, cli: Cli, tmp_path: Path, args: list[str], message: str
+) -> None:
+    emulator = emulator_factory(sizes=TINY)
+    env = cli.env(emulator, Destination("duckdb", f"duckdb:///{tmp_path}/w.duckdb", "sfmc"), "a")
+    args = [a.format(tmp=tmp_path) for a in args]
+    done = run_cli("sync", *args, env=env, cwd=cli.cwd("a"))
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert message.format(tmp=tmp_path) in done.stderr
+    assert emulator.app.log.entries == []  # nothing was asked of SFMC
+
+
+def test_a_schema_is_one_name_in_any_case(
+    emulator_factory: Factory, cli: Cli, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(sizes=TINY)
+    env = cli.env(emulator, Destination("duckdb", f"duckdb:///{tmp_path}/w.duckdb", "sfmc"), "a")
+    synced = run_cli("sync", "--schema", "Prod", "--collections", "lists", env=env, cwd=tmp_path)
+    assert synced.returncode == 0, synced.stderr
+    assert lists_in(tmp_path / "w.duckdb", "prod") == 4
+    status = run_cli("status", "--schema", "Prod", env=env, cwd=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert re.search(r"^lists +ok ", status.stdout, re.M)
