@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import dlt
 import duckdb
 import pytest
 from click.testing import CliRunner
@@ -131,3 +132,30 @@ def test_each_destination_keeps_its_own_cursors(
     with duckdb.connect(f"{tmp_path}/b.duckdb", read_only=True) as con:
         assert con.sql("select count(*) from sfmc.lists").fetchall() == [(5,)]
     assert next(c for c in second.collections if c.name == "campaigns").rows == 4
+
+
+def test_cursors_stored_under_an_earlier_pipeline_name_are_adopted(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    """Before names followed the canonical destination, a pipeline was named after the URL as
+    typed: the first run under the new name, on a fresh machine, stays incremental."""
+    emulator = emulator_factory(sizes=TINY)
+    url = f"duckdb:///{tmp_path}/w.duckdb"
+    before = pipeline_for(url, "sfmc", pipelines_dir=str(tmp_path / "old"))
+    old = dlt.pipeline(
+        "sfmc_source_sfmc_0123456789",
+        str(tmp_path / "old"),
+        destination=before.destination,
+        dataset_name="sfmc",
+    )
+    creds = Credentials(emulator.config.client_id, emulator.config.client_secret, emulator.auth_url)
+    with SfmcClient(creds, retry=RetryPolicy(tries=2, base_delay=0.001), timeout=5) as client:
+        assert run_sync(client, old, SEED).exit_code == 0
+    emulator.app.log.clear()
+    upgraded = sync(emulator, url, tmp_path / "new-machine")
+    assert upgraded.exit_code == 0
+    rows = {c.name: c.rows for c in upgraded.collections}
+    assert rows["lists"] < 5 and rows["campaigns"] < 4  # only the overlap, not everything
+    with duckdb.connect(f"{tmp_path}/w.duckdb", read_only=True) as con:
+        names = con.sql("select distinct pipeline_name from sfmc._dlt_pipeline_state").fetchall()
+    assert sorted(names) == sorted([("sfmc_source_sfmc_0123456789",), (before.pipeline_name,)])

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import dlt
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from sfmc_source.client import DEFAULT_CONCURRENCY, SfmcClient, credentials_from
 from sfmc_source.destination import Warehouse, schema_name
@@ -27,7 +29,7 @@ from sfmc_source.errors import (
     causes,
     root_cause,
 )
-from sfmc_source.history import CollectionResult, record_runs
+from sfmc_source.history import STATE_TABLE, CollectionResult, record_runs
 from sfmc_source.report import Quiet, Reporter, reporter_for
 from sfmc_source.schedule import warehouse_lock
 from sfmc_source.source import RETENTION, sfmc_source
@@ -106,6 +108,7 @@ def run_sync(
         return result
     try:
         _finish_pending(pipeline)
+        _adopt_state(pipeline)
         _adopt_tables(pipeline, [mid for _, mid in units])
     except PipelineStepFailed as exc:
         result.fatal = SfmcError(f"loading what an interrupted run left failed: {root_cause(exc)}")
@@ -218,6 +221,32 @@ def _adopt_tables(pipeline: dlt.Pipeline, mids: list[int]) -> None:
                     table = sql.make_qualified_table_name(name)
                     sql.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT")
                     sql.execute_sql(f"UPDATE {table} SET {column} = {int(mids[0])}")
+
+
+def _adopt_state(pipeline: dlt.Pipeline) -> None:
+    """Cursors an earlier spelling of this destination stored in the dataset (pipelines were
+    once named after the URL as typed) become this pipeline's when it has none, so the first
+    run after an upgrade, or from another directory, stays incremental."""
+    pipeline.sync_destination()
+    if pipeline.state.get("sources"):
+        return
+    with pipeline.destination_client() as client:
+        if not isinstance(client, SqlJobClientBase):
+            return
+        sql = client.sql_client
+        try:
+            found = sql.execute_sql(
+                f"SELECT pipeline_name FROM {sql.make_qualified_table_name(STATE_TABLE)} "
+                "WHERE pipeline_name LIKE %s ORDER BY created_at DESC",
+                f"sfmc_source_{pipeline.dataset_name}_%",
+            )
+        except DestinationUndefinedEntity:
+            return
+        earlier = next((row[0] for row in found or [] if row[0] != pipeline.pipeline_name), None)
+        state = load_pipeline_state_from_destination(earlier, client) if earlier else None
+    if state and state.get("sources"):  # stored with the next load
+        with pipeline.managed_state() as current:
+            current["sources"] = state["sources"]
 
 
 def _finish_pending(pipeline: dlt.Pipeline) -> None:
