@@ -33,7 +33,7 @@ import psycopg2
 import pytest
 
 from sfmc_source.client import Credentials, RetryPolicy, SfmcClient
-from sfmc_source.emulator import Emulator, Faults, Sizes
+from sfmc_source.emulator import Emulator, Faults, RestOptions, Sizes
 from sfmc_source.emulator.generate import NASTY
 from sfmc_source.source import sfmc_source
 from sfmc_source.sync import SyncResult, pipeline_for, run_sync
@@ -1386,6 +1386,24 @@ def test_paging_edges_land_every_row_exactly_once(
     assert seen[ASSETS] == campaigns - 1 + math.ceil(assets / 50)
     assert seen[LIST_RETRIEVES] == math.ceil(lists / 2_500)
     assert seen[JOURNEY_PAGES] == math.ceil(versions / 50)
+    assert_warehouse_equals(duckdb_destination, expected)
+
+
+# ---- 13. what SFMC's docs print: 202 Accepted on a GET --------------------------------------
+
+
+def test_campaigns_and_assets_answered_202_land_exactly(
+    emulator_factory: Callable[..., Emulator], duckdb_destination: Destination, syncs: Syncs
+) -> None:
+    emu = emulator_factory(sizes=SMALL, rest=RestOptions(success_status=202))
+    expected = snapshot(emu)
+
+    result = syncs.run(emu, duckdb_destination)
+
+    assert_ok(result)
+    seen = counts(emu)
+    assert emu.app.log.count(CAMPAIGN_PAGES, 202) == seen[CAMPAIGN_PAGES] > 0
+    assert emu.app.log.count(ASSETS, 202) == seen[ASSETS] == len(emu.app.unit().campaigns)
     assert_warehouse_equals(duckdb_destination, expected)
 
 

@@ -248,9 +248,12 @@ class EmulatorApp:
             request, self.units[token.mid], params, self.config.rest, self.mutate.lock
         )
         try:
-            return endpoint, token.mid, route.handler(call)
+            response = route.handler(call)
         except rest.BadRequest as exc:
             return endpoint, token.mid, rest.bad_request(exc)
+        if response.status == 200:
+            response.status = self.config.rest.success_status
+        return endpoint, token.mid, response
 
     def _forbidden(self) -> Response:
         if self.config.forbidden_body == "message":

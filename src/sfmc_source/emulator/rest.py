@@ -39,6 +39,9 @@ class RestOptions:
     assets_envelope: str = "items"  # items | entities | list (a bare JSON array)
     page_size_echo: str = "served"  # served | requested
     journey_max_page_size: int = 50
+    # The status of a successful GET: 200, or the "202 Accepted" SFMC's docs print above
+    # their campaign and asset examples.
+    success_status: int = 200
 
 
 @dataclass
