@@ -781,6 +781,56 @@ def test_the_reported_rows_are_the_rows_that_landed(
     assert {c.name: c.rows for c in result.collections} == {t: len(expected[t]) for t in TABLES}
 
 
+def listed_first(emu: Emulator, path: str, page: int, **params: str) -> dict[str, Any]:
+    """The first item of a page of a REST listing, 50 to a page, newest first."""
+    token = httpx.post(
+        f"{emu.auth_url}/v2/token",
+        json={
+            "grant_type": "client_credentials",
+            "client_id": emu.config.client_id,
+            "client_secret": emu.config.client_secret,
+        },
+    ).json()
+    params.update({"$page": str(page), "$pageSize": "50", "$orderBy": "ModifiedDate DESC"})
+    listing = httpx.get(
+        token["rest_instance_url"] + path,
+        params=params,
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+    ).json()
+    first: dict[str, Any] = listing["items"][0]
+    return first
+
+
+def test_a_page_that_repeats_an_item_reports_the_rows_that_landed(
+    emulator_factory: Callable[..., Emulator], duckdb_destination: Destination, syncs: Syncs
+) -> None:
+    # SFMC-SDK's recorded page 2 of journeys repeats item 1 of page 1 in place of its own: a
+    # count of 6, five distinct items. Here page 2 of campaigns and of journey versions does.
+    emu = emulator_factory(sizes=Sizes(campaigns=70, assets_per_campaign=2, lists=120, journeys=40))
+    campaign = listed_first(emu, "hub/v1/campaigns", 2)["id"]
+    version = listed_first(emu, "interaction/v1/interactions", 2, mostRecentVersionOnly="false")
+    expected = snapshot(emu)
+    expected["campaigns"] = [r for r in expected["campaigns"] if r["id"] != campaign]
+    expected["campaign_assets"] = [
+        r for r in expected["campaign_assets"] if r["campaign_id"] != campaign
+    ]
+    unseen = (version["id"], version["version"])
+    expected["interactions"] = [
+        r for r in expected["interactions"] if key_of("interactions", r) != unseen
+    ]
+    expected["goals"] = [r for r in expected["goals"] if key_of("goals", r)[:2] != unseen]
+    emu.app.faults.repeat = {"campaigns": 2, "interactions": 2}
+
+    result = syncs.run(emu, duckdb_destination)
+
+    assert_ok(result)
+    assert_warehouse_equals(duckdb_destination, expected)
+    landed = {t: len(expected[t]) for t in TABLES}
+    assert {c.name: c.rows for c in result.collections} == landed
+    runs = duckdb_destination.query("SELECT collection, rows FROM {schema}._sfmc_runs")
+    assert dict(runs) == landed
+
+
 # ---- 2. a known instant ------------------------------------------------------------------
 
 
@@ -1308,6 +1358,7 @@ def test_a_stalled_soap_page_is_not_skipped(
     assert emu.app.log.count(LIST_RETRIEVES) > math.ceil(lists / 2_500), "nothing stalled"
     if lists_result.ok:  # retried by starting the retrieve over: every row, once
         assert_equals_emulator(duckdb_destination, emu, ["lists"])
+        assert lists_result.rows == lists  # the rows read again count once
     else:  # or failed loudly, writing nothing; the next clean run converges
         assert "lists" not in duckdb_destination.tables()
         emu.app.faults.stall_every = 0

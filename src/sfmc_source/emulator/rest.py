@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sfmc_source.emulator.data import BusinessUnit, Row
@@ -51,6 +51,8 @@ class RestCall:
     params: dict[str, str]
     options: RestOptions
     lock: threading.RLock
+    # listing → the page that repeats the previous page's first item (``Faults.repeat``)
+    repeat: Mapping[str, int] = field(default_factory=dict)
 
 
 Handler = Callable[[RestCall], Response]
@@ -102,6 +104,8 @@ def _paged(
     size = min(requested, max_size)
     echoed = requested if call.options.page_size_echo == "requested" else size
     chunk = rows[(page - 1) * size : page * size]
+    if chunk and page > 1 and call.repeat.get(resource) == page:
+        chunk = [rows[(page - 2) * size], *chunk[1:]]
     links: dict[str, Any] = {}
     if links_path:
         links["self"] = {"href": f"{links_path}?$page={page}&$pagesize={echoed}"}
