@@ -187,6 +187,9 @@ def test_collections_lists_every_table_column_and_key() -> None:
     assert {"name": "item_id", "type": "text", "source": "itemID"} in described["campaign_assets"][
         "columns"
     ]
+    assert {"name": "object_id", "type": "text", "source": "objectID"} in described[
+        "campaign_assets"
+    ]["columns"]
     text = CliRunner().invoke(main, ["collections"]).output
     assert "schema_args_dequeue_reason_type" in text
     assert "permission:  Automation > Journeys > Read" in text

@@ -191,6 +191,31 @@ def test_client_errors_are_not_retried(
     assert client.retries == 0
 
 
+@pytest.mark.parametrize("status", [200, 202, 203])
+def test_every_2xx_with_a_json_body_is_a_successful_get(
+    connect: Callable[..., SfmcClient], status: int
+) -> None:
+    # SFMC's docs print "HTTP/1.1 202 Accepted" above their campaign and asset examples.
+    client = connect(rest=RestOptions(success_status=status))
+    pages = list(rest_pages(client, "hub/v1/campaigns", {}, "campaigns"))
+    assert sum(len(p) for p in pages) == 120
+    assets = client.get_json("hub/v1/campaigns/1000/assets")
+    assert assets["count"] == len(emulator_of(client).app.unit().assets["1000"])
+    log = emulator_of(client).app.log
+    assert log.count("GET /hub/v1/campaigns", status) == 3
+    assert log.count("GET /hub/v1/campaigns/{id}/assets", status) == 1
+    assert client.retries == 0
+
+
+def test_a_2xx_without_a_json_body_is_a_malformed_response(
+    connect: Callable[..., SfmcClient],
+) -> None:
+    client = connect(rest=RestOptions(success_status=202))
+    emulator_of(client).app.faults.malformed = {"campaigns": 1}
+    with pytest.raises(ResponseError, match="malformed JSON"):
+        client.get_json("hub/v1/campaigns")
+
+
 def test_a_missing_scope_is_permission_denied(connect: Callable[..., SfmcClient]) -> None:
     client = connect(scopes=("campaign_read",))
     with pytest.raises(PermissionDenied, match="HTTP 403"):

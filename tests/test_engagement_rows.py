@@ -55,26 +55,29 @@ def test_every_event_collection_is_keyed_by_its_event_key_and_cursored_by_event_
 
 
 @pytest.mark.parametrize(
-    ("pages", "repeated"),
+    ("pages", "distinct"),
     [
-        ([[1, 2], [3]], False),
-        ([[1, 2], [2]], True),
-        ([["a|1", "b|1"], ["c|1"]], False),
-        ([["a|1", "b|1"], ["a|1"]], True),
+        ([[1, 2], [3]], [2, 3]),
+        ([[1, 2], [2]], [2, 2]),
+        ([["a|1", "b|1"], ["c|1"]], [2, 3]),
+        ([["a|1", "b|1"], ["a|1"]], [2, 2]),
     ],
 )
-def test_the_key_log_tells_whether_any_key_came_twice(
-    pages: list[list[Any]], repeated: bool
+def test_the_key_log_counts_the_distinct_keys_so_far(
+    pages: list[list[Any]], distinct: list[int]
 ) -> None:
     collection = (
         COLLECTIONS["lists"] if isinstance(pages[0][0], int) else COLLECTIONS["sent_events"]
     )
     key = collection.primary_key[0]
     log = UniqueKeys(collection)
+    counted = []
     for page in pages:
         kind = pa.int64() if isinstance(page[0], int) else pa.string()
         log.add(pa.table({key: pa.array(page, kind)}))
-    assert log.repeated() is repeated
+        counted.append(log.distinct())
+    assert counted == distinct
+    assert log.added == 3
 
 
 class RecordingClient:

@@ -52,6 +52,13 @@ def test_asset_ids_are_text_so_they_join_campaigns_without_a_cast() -> None:
     assert (row["campaign_id"], row["item_id"]) == ("330", "7897")
 
 
+def test_an_asset_known_by_its_object_id_keeps_it() -> None:
+    guid = "5d1f5b22-6bb1-4a40-9a7e-2c1a0b3e9f11"
+    record = {"id": "17", "campaignId": 330, "type": "TRIGGERED", "objectID": guid}
+    row = shape(CAMPAIGN_ASSETS, record)
+    assert (row["item_id"], row["object_id"]) == (None, guid)
+
+
 def test_soap_text_is_typed() -> None:
     row = shape(
         LISTS,

@@ -389,7 +389,9 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _raise_for_rest(response: httpx.Response, what: str) -> None:
-    if response.status_code == 200:
+    """Any 2xx is success: SFMC's docs print "202 Accepted" above GET examples. Whether its
+    body is the JSON asked for is the caller's to check."""
+    if response.is_success:
         return
     message = _rest_message(response)
     if response.status_code == 401:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import weakref
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -234,15 +235,19 @@ class Reader:
 
 
 class UniqueKeys:
-    """The primary keys of every page loaded, hashed to 64 bits and kept in a temporary file
-    (held in memory, even a copy of them pins the pages' memory) until the last page tells
-    whether any came twice. A hash collision only asks for a dedup that was not needed."""
+    """The primary keys of every page loaded, hashed to 64 bits (a bigint key as it is) and
+    kept in a temporary file (held in memory, even a copy of them pins the pages' memory)
+    until ``distinct`` counts them. A hash collision counts two keys as one: among a million
+    keys, about one run in thirty million."""
 
     def __init__(self, collection: Collection) -> None:
         self.key = list(collection.primary_key)
-        self.file = tempfile.TemporaryFile()  # noqa: SIM115  # open across pages; repeated() closes it
+        self.added = 0
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115  # open across pages, closed with self
+        weakref.finalize(self, self.file.close)
 
     def add(self, page: Table) -> None:
+        self.added += page.num_rows
         if len(self.key) == 1 and pa.types.is_int64(page.schema.field(self.key[0]).type):
             for chunk in page[self.key[0]].chunks:
                 values = chunk.buffers()[1]
@@ -254,12 +259,12 @@ class UniqueKeys:
         keys = columns[0] if len(columns) == 1 else zip(*columns, strict=True)
         self.file.write(array("q", map(hash, keys)).tobytes())
 
-    def repeated(self) -> bool:
-        with self.file:
-            self.file.seek(0)
-            data = pa.py_buffer(self.file.read())
+    def distinct(self) -> int:
+        """How many different keys were added so far (more may be added after)."""
+        self.file.seek(0)
+        data = pa.py_buffer(self.file.read())  # and the file is at its end again
         every = pa.Array.from_buffers(pa.int64(), len(data) // 8, [None, data])
-        return bool(pc.count_distinct(every).as_py() < len(every))
+        return int(pc.count_distinct(every).as_py())
 
 
 def rest_pages(

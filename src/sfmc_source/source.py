@@ -92,8 +92,9 @@ def sfmc_source(
     """The collections of the business unit ``client`` acts in (all by default).
 
     A first sync reads tracking events and sends from ``backfill`` before ``now``.
-    ``row_counts``, when given, counts the rows each collection hands to dlt; ``on_rows`` is
-    told the collection's name each time it hands over more."""
+    ``row_counts``, when given, counts the rows each collection loads: the distinct primary
+    keys it hands to dlt (while it reads, the rows so far); ``on_rows`` is told the
+    collection's name each time it hands over more."""
     wanted = set(collections or COLLECTIONS)
     unit = client.business_unit_id()
     reader = Reader(client, unit, naive_zone, full_refresh)
@@ -101,17 +102,41 @@ def sfmc_source(
     now = now or datetime.now(UTC)
     first_start = now - backfill
 
-    def counted(name: str, page: Table) -> Table:
-        markers = pc.sum(page[DELETED]).as_py() if DELETED in page.column_names else None
-        counts[name] += page.num_rows - (markers or 0)
+    tallies: dict[str, UniqueKeys] = {}  # the keys each collection handed to dlt this run
+
+    def counted(collection: Collection, page: Table) -> Table:
+        """``page`` on its way to dlt, the keys of the rows it loads tallied; the count grows
+        by those rows until ``settle`` makes it the collection's distinct keys."""
+        if collection.name not in tallies:
+            tallies[collection.name] = UniqueKeys(collection)
+        loading = _loading(page)
+        tallies[collection.name].add(loading)
+        counts[collection.name] += loading.num_rows
         if on_rows is not None:
-            on_rows(name)
+            on_rows(collection.name)
+        return page
+
+    def settle(collection: Collection) -> bool:
+        """The collection's count becomes the distinct keys it loaded this run: a page may
+        repeat an item of the page before, a restarted Retrieve the rows it had read. Whether
+        any key came twice."""
+        keys = tallies.get(collection.name)
+        if keys is None:
+            return False
+        counts[collection.name] = keys.distinct()
+        return counts[collection.name] < keys.added
+
+    def settled(collection: Collection, page: Table) -> Table:
+        """A transformer's page, counted and settled: a transformer has no last page."""
+        counted(collection, page)
+        settle(collection)
         return page
 
     def campaigns() -> Iterator[Table]:
         cursor = _Cursor(CAMPAIGNS, unit, OVERLAP)
         for batch in _batches(reader.campaigns(cursor.since(full_refresh)), CAMPAIGNS_BATCH):
-            yield counted("campaigns", cursor.seen(pa.concat_tables(batch)))
+            yield counted(CAMPAIGNS, cursor.seen(pa.concat_tables(batch)))
+        settle(CAMPAIGNS)
         cursor.commit()
 
     def campaign_assets(page: Table) -> Table | None:
@@ -119,19 +144,16 @@ def sfmc_source(
         seen = _unit_state(unit).setdefault("assets_read_at", {})
         assets = reader.campaign_assets(page, seen)
         _forget_older(seen, OVERLAP * 2)
-        return None if assets is None else counted("campaign_assets", assets)
+        return None if assets is None else settled(CAMPAIGN_ASSETS, assets)
 
     def staged(
         collection: Collection, cursor: _Cursor, pages: Iterable[Table]
     ) -> Iterator[Table | DataItemWithMeta]:
         """SOAP pages in batches, counted and seen by the cursor, staged without dedup unless
         a key came twice; the cursor moves with the load."""
-        keys = UniqueKeys(collection)
         for batch in _batches(pages, ROWS_BATCH):
-            page = pa.concat_tables(batch)
-            keys.add(page)
-            yield counted(collection.name, cursor.seen(page))
-        yield from _deduplicate_if(keys.repeated(), collection)
+            yield counted(collection, cursor.seen(pa.concat_tables(batch)))
+        yield from _deduplicate_if(settle(collection), collection)
         cursor.commit()
 
     def soap_rows(collection: Collection) -> Iterator[Table | DataItemWithMeta]:
@@ -153,22 +175,25 @@ def sfmc_source(
 
     asked: set[str] = set()  # the SubscriberKeys this run has read (or is reading: all)
 
-    def subscribers(memberships: Table) -> Iterator[Table]:
+    def subscriber_pages(memberships: Table) -> Iterator[Table]:
         state = _unit_state(unit)
         refused = state.setdefault("refused_properties", [])  # grows if a Retrieve says so
         if full_refresh or not state.get("scanned"):
             # the first page of memberships starts a scan of every subscriber; later ones wait
             if not asked:
                 asked.add("*")
-                for page in reader.subscribers(None, refused):
-                    yield counted("subscribers", page)
+                yield from reader.subscribers(None, refused)
                 state["scanned"] = True
             return
         found = pc.unique(memberships["subscriber_key"]).to_pylist()  # a key: never null
         keys = [str(k) for k in found if k not in asked]
         asked.update(keys)
-        for page in reader.subscribers(keys, refused):
-            yield counted("subscribers", page)
+        yield from reader.subscribers(keys, refused)
+
+    def subscribers(memberships: Table) -> Iterator[Table]:
+        for page in subscriber_pages(memberships):
+            yield counted(SUBSCRIBERS, page)
+        settle(SUBSCRIBERS)
 
     def sends() -> Iterator[Table | DataItemWithMeta]:
         cursor = _Cursor(SENDS, unit, OVERLAP, first=first_start)
@@ -215,10 +240,10 @@ def sfmc_source(
             yield [version for page in batch for version in page]
 
     def interactions(page: list[dict[str, Any]]) -> Table:
-        return counted("interactions", reader.interactions(page))
+        return settled(INTERACTIONS, reader.interactions(page))
 
     def goals(page: list[dict[str, Any]]) -> Table:
-        return counted("goals", reader.goals(page))
+        return settled(GOALS, reader.goals(page))
 
     parent = _resource(CAMPAIGNS, campaigns, "merge")
     versions = dlt.resource(journey_versions, name="journey_versions", selected=False)
@@ -321,6 +346,13 @@ def _iso(value: Any) -> str:
     """A cursor dlt stored (a datetime, or its ISO text) as ISO text in UTC."""
     instant = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return instant.astimezone(UTC).isoformat()
+
+
+def _loading(page: Table) -> Table:
+    """The rows of a page that load: not the markers that delete a campaign's assets."""
+    if DELETED not in page.column_names:
+        return page
+    return page.filter(pc.is_null(page[DELETED]))
 
 
 def _deduplicate_if(repeated: bool, collection: Collection) -> Iterator[DataItemWithMeta]:

@@ -91,6 +91,8 @@ CAMPAIGN_ASSETS = Collection(
         ("item_id", "itemID"),
         ("type", "type"),
         ("created_date", "createdDate", "timestamp"),
+        # extra: TRIGGERED and AUTOMATION_DEFINITION assets name their object by GUID instead
+        ("object_id", "objectID"),
     ),
 )
 

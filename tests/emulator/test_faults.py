@@ -104,6 +104,25 @@ def test_malformed_page_is_cut_short_and_other_pages_parse(
     faulty.rest(path, **{"$page": page}).json()
 
 
+@pytest.mark.parametrize(
+    ("resource", "path"),
+    [
+        pytest.param("campaigns", "hub/v1/campaigns", id="campaigns"),
+        pytest.param("interactions", "interaction/v1/interactions", id="interactions"),
+    ],
+)
+def test_a_repeating_page_opens_with_the_first_item_of_the_page_before(
+    faulty: Session, resource: str, path: str
+) -> None:
+    params = {"mostRecentVersionOnly": "false", "$pageSize": 2}
+    clean = [faulty.rest(path, **params, **{"$page": p}).json() for p in (1, 2, 3)]
+    faulty.emulator.app.faults.repeat = {resource: 2}
+    pages = [faulty.rest(path, **params, **{"$page": p}).json() for p in (1, 2, 3)]
+    assert pages[1]["items"] == [clean[0]["items"][0], clean[1]["items"][1]]
+    assert (pages[0], pages[2]) == (clean[0], clean[2])
+    assert pages[1]["count"] == clean[1]["count"]
+
+
 def test_latency_is_added_to_every_request(faulty: Session) -> None:
     faulty.emulator.app.faults.latency_ms = 150
     started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -64,6 +65,18 @@ def test_lists_include_all_subscribers_and_nasty_values() -> None:
     assert any(r["CustomerKey"] == "" for r in rows) and any(r["CustomerKey"] is None for r in rows)
     assert any(r["ObjectID"] is None for r in rows)
     assert any(r["Client.PartnerUserKey"] for r in rows)
+
+
+def test_triggered_and_automation_assets_carry_an_object_id_instead_of_an_item_id() -> None:
+    unit = generate_unit(1, 1, Sizes())
+    assets = [row.fields for rows in unit.assets.values() for row in rows]
+    by_object = [a for a in assets if a["type"] in ("TRIGGERED", "AUTOMATION_DEFINITION")]
+    assert {a["type"] for a in by_object} == {"TRIGGERED", "AUTOMATION_DEFINITION"}
+    for asset in by_object:
+        assert "itemID" not in asset
+        assert str(uuid.UUID(asset["objectID"])) == asset["objectID"]
+    others = [a for a in assets if a not in by_object]
+    assert others and all("itemID" in a and "objectID" not in a for a in others)
 
 
 def test_scales() -> None:

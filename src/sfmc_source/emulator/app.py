@@ -54,7 +54,10 @@ class Faults:
     if ``server_error_every`` does. Independently, request n stalls for ``stall_seconds`` before
     it is answered if ``stall_every`` divides n. ``malformed`` maps a resource (``campaigns``,
     ``campaign_assets``, ``interactions`` or a SOAP object type such as ``List``) to the page
-    number whose body is cut short.
+    number whose body is cut short. ``repeat`` maps a REST listing (``campaigns``,
+    ``campaign_assets``, ``interactions``) to a page number N > 1 whose first item is the first
+    item of page N−1, in place of its own (``count`` unchanged), as SFMC-SDK's recorded second
+    page of journeys repeats the first page's first item.
     """
 
     latency_ms: float = 0.0
@@ -67,6 +70,7 @@ class Faults:
     stall_every: int = 0
     stall_seconds: float = 30.0
     malformed: dict[str, int] = field(default_factory=dict)
+    repeat: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -280,13 +284,17 @@ class EmulatorApp:
         route, params = found
         if route.scope not in token.scopes:
             return endpoint, token.mid, self._forbidden()
+        unit = self.units[token.mid]
         call = rest.RestCall(
-            request, self.units[token.mid], params, self.config.rest, self.mutate.lock
+            request, unit, params, self.config.rest, self.mutate.lock, self.faults.repeat
         )
         try:
-            return endpoint, token.mid, route.handler(call)
+            response = route.handler(call)
         except rest.BadRequest as exc:
             return endpoint, token.mid, rest.bad_request(exc)
+        if response.status == 200:
+            response.status = self.config.rest.success_status
+        return endpoint, token.mid, response
 
     def _forbidden(self) -> Response:
         if self.config.forbidden_body == "message":

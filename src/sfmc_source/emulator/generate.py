@@ -113,9 +113,9 @@ NASTY = (
 ASSET_TYPES = (
     "EMAIL",
     "CMS_ASSET",
-    "automation_definition",
+    "AUTOMATION_DEFINITION",
     "calendar_event",
-    "triggered",
+    "TRIGGERED",
     "list",
     "group",
     "data_extension",
@@ -124,6 +124,8 @@ ASSET_TYPES = (
     "sms_message",
     "push_message",
 )
+# Asset types SFMC names by ``objectID`` (a GUID) and sends without an ``itemID``.
+BY_OBJECT_ID = ("AUTOMATION_DEFINITION", "TRIGGERED")
 LIST_TYPES = ("Public", "Private", "SalesForce", "GlobalUnsubscribe", "Master")
 LIST_CLASSES = ("ExactTargetList", "PublicationList", "SuppressionList")
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -272,11 +274,14 @@ def _asset(rng: random.Random, number: int, campaign: Fields) -> Fields:
         _guid(rng) if kind == "CMS_ASSET" and rng.random() < 0.5 else rng.randrange(1, 10**7)
     )
     created = _instant(rng, campaign["createdDate"])
+    # An objectID is drawn from the number its itemID would have been: nothing else changes.
+    by_object = kind in BY_OBJECT_ID
+    named = {"objectID": _guid(random.Random(item))} if by_object else {"itemID": item}
     return {
         "id": str(number),
         "campaignId": int(campaign["id"]),
         "type": kind,
-        "itemID": item,
+        **named,
         "createdDate": created,
     }
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sfmc_source.emulator.data import BusinessUnit, Row
@@ -39,6 +39,9 @@ class RestOptions:
     assets_envelope: str = "items"  # items | entities | list (a bare JSON array)
     page_size_echo: str = "served"  # served | requested
     journey_max_page_size: int = 50
+    # The status of a successful GET: 200, or the "202 Accepted" SFMC's docs print above
+    # their campaign and asset examples.
+    success_status: int = 200
 
 
 @dataclass
@@ -48,6 +51,8 @@ class RestCall:
     params: dict[str, str]
     options: RestOptions
     lock: threading.RLock
+    # listing → the page that repeats the previous page's first item (``Faults.repeat``)
+    repeat: Mapping[str, int] = field(default_factory=dict)
 
 
 Handler = Callable[[RestCall], Response]
@@ -99,6 +104,8 @@ def _paged(
     size = min(requested, max_size)
     echoed = requested if call.options.page_size_echo == "requested" else size
     chunk = rows[(page - 1) * size : page * size]
+    if chunk and page > 1 and call.repeat.get(resource) == page:
+        chunk = [rows[(page - 2) * size], *chunk[1:]]
     links: dict[str, Any] = {}
     if links_path:
         links["self"] = {"href": f"{links_path}?$page={page}&$pagesize={echoed}"}

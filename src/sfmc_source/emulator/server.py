@@ -19,6 +19,9 @@ from sfmc_source.emulator.messages import Request, Response
 
 _REASONS = {
     200: "OK",
+    201: "Created",
+    202: "Accepted",
+    203: "Non-Authoritative Information",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
