@@ -19,7 +19,7 @@ from sfmc_source.errors import (
     ResponseError,
     TransientError,
 )
-from sfmc_source.reader import rest_pages
+from sfmc_source.paging import rest_pages, soap_pages
 
 FAST = RetryPolicy(tries=4, base_delay=0.001, max_delay=0.01)
 SIZES = Sizes(campaigns=120, lists=30, journeys=4)
@@ -54,7 +54,7 @@ def test_one_token_serves_many_requests(connect: Callable[..., SfmcClient]) -> N
     client = connect()
     for _ in range(5):
         client.get_json("hub/v1/campaigns")
-    list(client.retrieve("List", ["ID"]))
+    list(soap_pages(client, "List", ["ID"]))
     assert emulator_of(client).app.log.token_requests == 1
     assert client.auth.token_requests == 1
 
@@ -76,7 +76,7 @@ def test_a_rejected_token_is_refreshed_once_and_the_call_retried(
     client = connect(token_lifetime=0.2)
     call = {
         "rest": lambda: client.get_json("hub/v1/campaigns"),
-        "soap": lambda: list(client.retrieve("List", ["ID"])),
+        "soap": lambda: list(soap_pages(client, "List", ["ID"])),
     }[api]
     call()
     time.sleep(0.3)
@@ -122,7 +122,7 @@ def test_transient_failures_are_retried(
         setattr(emulator_of(client).app.faults, name, value)
     pages = list(rest_pages(client, "hub/v1/campaigns", {}, "campaigns"))
     assert sum(len(p) for p in pages) == 120
-    assert sum(len(p) for p in client.retrieve("List", ["ID"])) == 30
+    assert sum(len(p) for p in soap_pages(client, "List", ["ID"])) == 30
     assert client.retries >= 2
 
 
@@ -221,7 +221,7 @@ def test_a_missing_scope_is_permission_denied(connect: Callable[..., SfmcClient]
     with pytest.raises(PermissionDenied, match="HTTP 403"):
         client.get_json("interaction/v1/interactions")
     with pytest.raises(PermissionDenied, match="API Permission Failed"):
-        list(client.retrieve("List", ["ID"]))
+        list(soap_pages(client, "List", ["ID"]))
 
 
 def test_malformed_json_is_a_response_error(connect: Callable[..., SfmcClient]) -> None:
@@ -234,7 +234,7 @@ def test_malformed_json_is_a_response_error(connect: Callable[..., SfmcClient]) 
 def test_requests_are_counted_per_label(connect: Callable[..., SfmcClient]) -> None:
     client = connect()
     list(rest_pages(client, "hub/v1/campaigns", {}, "campaigns"))
-    list(client.retrieve("List", ["ID"], label="lists"))
+    list(soap_pages(client, "List", ["ID"], label="lists"))
     assert client.requests_by == {"token": 1, "campaigns": 3, "lists": 1}
     assert client.requests == 5
 

@@ -12,9 +12,10 @@ import pytest
 
 from sfmc_source import soap
 from sfmc_source.errors import ConfigError
-from sfmc_source.reader import EVENT_WINDOW, WIDEST_WINDOW, Reader, UniqueKeys, _with_event_key
+from sfmc_source.reader import EVENT_WINDOW, WIDEST_WINDOW, Reader, _with_event_key
 from sfmc_source.specs import COLLECTIONS, EVENTS
 from sfmc_source.sync import parse_account_ids
+from sfmc_source.tally import UniqueKeys
 from sfmc_source.timefmt import SYSTEM_TIME
 
 NOW = datetime(2026, 6, 30, tzinfo=UTC)

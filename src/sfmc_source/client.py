@@ -31,7 +31,6 @@ from sfmc_source.errors import (
 )
 
 USER_AGENT = f"sfmc-source/{__version__}"
-EXPIRED_CONTINUATION = "The RequestID sent through ContinueRequest does not exist"
 MAX_RETRY_AFTER = 300.0
 DEFAULT_CONCURRENCY = 5
 Item = TypeVar("Item")
@@ -239,60 +238,10 @@ class SfmcClient:
         where: soap.Filter | None = None,
         label: str = "",
     ) -> Iterator[list[dict[str, str | None]]]:
-        """Every row of a SOAP Retrieve, one page (≤ 2,500 rows) at a time.
+        """Every row of a SOAP Retrieve, one page at a time (``paging.soap_pages``)."""
+        from sfmc_source.paging import soap_pages
 
-        A ``ContinueRequest`` that fails is never sent again: SFMC may already have served
-        its page, and the next answer would silently skip it. The Retrieve starts over
-        instead (a bounded number of times); rows yielded before come again, and loads merge
-        them on the primary key.
-        """
-        what = f"SOAP Retrieve of {object_type}"
-        for restart in range(1, self.retry.tries + 1):
-            try:
-                yield from self._retrieve_pages(object_type, properties, where, label, what)
-                return
-            except _LostContinuation as lost:
-                reason = str(lost)
-                if restart < self.retry.tries:
-                    time.sleep(self.retry.delay(restart, None))
-        raise TransientError(f"{what}: a continuation kept failing, {restart} starts: {reason}")
-
-    def _retrieve_pages(
-        self,
-        object_type: str,
-        properties: Sequence[str],
-        where: soap.Filter | None,
-        label: str,
-        what: str,
-    ) -> Iterator[list[dict[str, str | None]]]:
-        """The pages of one Retrieve. While the caller handles a page, the next one is already
-        being fetched and parsed: SFMC builds it while we load."""
-
-        def fetch(request_id: str | None) -> soap.RetrievePage:
-            envelope = soap.retrieve_envelope(
-                TOKEN_PLACEHOLDER, object_type, properties, where, continue_request=request_id
-            )
-            if request_id is None:
-                content = self.soap_call("Retrieve", envelope, what, label)
-            else:
-                try:
-                    content = self.soap_call("Retrieve", envelope, what, label, tries=1)
-                except TransientError as exc:
-                    raise _LostContinuation(str(exc)) from exc
-            page = soap.parse_retrieve(content, properties, object_type=object_type)
-            if request_id is not None and page.status.startswith(EXPIRED_CONTINUATION):
-                raise _LostContinuation(page.status)
-            soap.raise_for_status(page, object_type)
-            return page
-
-        with ThreadPoolExecutor(1, thread_name_prefix="sfmc-source-retrieve") as ahead:
-            page = fetch(None)
-            while True:
-                following = ahead.submit(fetch, page.request_id) if page.more else None
-                yield page.rows
-                if following is None:
-                    return
-                page = following.result()
+        return soap_pages(self, object_type, properties, where, label)
 
     def describe(self, object_type: str, label: str = "") -> dict[str, soap.DescribedProperty]:
         envelope = soap.describe_envelope(TOKEN_PLACEHOLDER, object_type)
@@ -365,10 +314,6 @@ class SfmcClient:
         if response.status_code != 200:
             raise RequestRejected(f"token request: HTTP {response.status_code}")
         return _access_token(response)
-
-
-class _LostContinuation(Exception):
-    """A ContinueRequest failed; the Retrieve it belonged to must start over."""
 
 
 def _transient(response: httpx.Response) -> bool:

@@ -10,7 +10,8 @@
     ├── TransientError         429, 5xx, timeouts, connection errors, SOAP throttling, still
     │                          failing after the retries
     ├── RequestRejected        SFMC refused the request: another 4xx, a SOAP error status
-    │                          other than a permission error
+    │   │                      other than a permission error
+    │   └── PropertyRefused    a Retrieve asked for properties this tenant will not return
     └── ResponseError          a response that is malformed or not in the documented shape
 
 Messages are one line, name what to check, and never contain a secret.
@@ -51,6 +52,14 @@ class TransientError(SfmcError):
 
 class RequestRejected(SfmcError):
     pass
+
+
+class PropertyRefused(RequestRejected):
+    """A Retrieve named properties the tenant will not return: ``properties``."""
+
+    def __init__(self, message: str, properties: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.properties = properties
 
 
 class ResponseError(SfmcError):

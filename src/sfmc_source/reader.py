@@ -1,14 +1,12 @@
-"""Fetching each collection of one business unit and shaping its pages into Arrow tables,
-every row stamped with the unit's MID. ``source`` decides what to fetch; this fetches it."""
+"""Fetching the collections of one business unit and shaping their pages into Arrow tables,
+every row stamped with the unit's MID. What to fetch comes from the spec rows and from
+``source``, which owns what runs remember; a reader returns what it learns (the properties a
+tenant refuses, the campaigns it read assets of) instead of keeping it."""
 
 from __future__ import annotations
 
-import re
-import tempfile
-import weakref
-from array import array
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
@@ -17,38 +15,34 @@ import pyarrow.compute as pc
 
 from sfmc_source import rows, soap
 from sfmc_source.client import SfmcClient
-from sfmc_source.errors import RequestRejected, ResponseError
-from sfmc_source.specs import (
-    CAMPAIGN_ASSETS,
-    CAMPAIGNS,
-    EVENT_KEY,
-    GOALS,
-    INTERACTIONS,
-    LISTS,
-    SENDS,
-    SUBSCRIBERS,
-    Collection,
-)
+from sfmc_source.errors import PropertyRefused, ResponseError
+from sfmc_source.paging import PAGINATORS
+from sfmc_source.specs import EVENT_KEY, Collection, Nested, Rest, Soap
+from sfmc_source.tally import DELETED
 
 Table: TypeAlias = pa.Table
-CAMPAIGN_ORDER = {"$orderBy": "ModifiedDate DESC"}
-PAGE_SIZE = 50
 # How many values one SOAP ``IN`` filter carries (the tap's batches of SubscriberKeys).
 IN_BATCH = 100
 # Tracking events are read in EventDate windows of this width (tap v2's default); after a
 # window of less than a page the next is twice as wide, up to WIDEST_WINDOW.
 EVENT_WINDOW = timedelta(days=30)
 WIDEST_WINDOW = EVENT_WINDOW * 8
-DELETED = "_sfmc_deleted"
-_UNRETRIEVABLE = re.compile(r"Request Property\(s\) (.+?) do not match")
 # The parts of an event's natural key that are never null (the others may be).
 EVENT_KEY_PARTS = ("send_id", "event_type", "event_date")
 # A null SubscriberKey in an event key: a character no SubscriberKey is likely to be.
 NO_KEY = "∅"
-# What goals need of their interaction version: its key, checked as interactions check it.
-VERSION_KEY = replace(
-    INTERACTIONS, columns=tuple(c for c in INTERACTIONS.columns if c.name in ("id", "version"))
-)
+
+
+@dataclass
+class Retrieval:
+    """SOAP pages to read, and what reading them taught: ``refused``, the properties the
+    tenant would not return (they stay null), once the pages are read."""
+
+    pages: Iterator[Table]
+    refused: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Table]:
+        return self.pages
 
 
 class Reader:
@@ -61,9 +55,6 @@ class Reader:
         self.unit = unit
         self.naive_zone = naive_zone
         self.full_refresh = full_refresh
-        self.assets_schema = rows.warehouse_schema(CAMPAIGN_ASSETS).append(
-            pa.field(DELETED, pa.bool_())
-        )
 
     def _table(self, collection: Collection, records: list[Any], soap_rows: bool = False) -> Table:
         shaped = rows.table(collection, records, soap=soap_rows, naive_zone=self.naive_zone)
@@ -75,104 +66,124 @@ class Reader:
 
     # ---- REST -----------------------------------------------------------------------------
 
-    def campaigns(self, since: datetime | None) -> Iterator[Table]:
-        """Campaigns modified since ``since``, newest first: paging stops at the first older one."""
-        for items in rest_pages(self.client, "hub/v1/campaigns", CAMPAIGN_ORDER, "campaigns"):
-            page = self._table(CAMPAIGNS, items)
-            changed = page if since is None else page.filter(_since(page, since))
+    def records(self, collection: Collection, path: str | None = None) -> Iterator[list[Any]]:
+        """The raw items of a REST collection, page by page (``path``: one parent's)."""
+        assert isinstance(collection.source, Rest)
+        source = collection.source
+        pages = PAGINATORS[source.paginator]
+        yield from pages(self.client, path or source.path, dict(source.params), collection.name)
+
+    def shaped(self, collection: Collection, records: list[Any]) -> Table:
+        return self._table(collection, records)
+
+    def newest_first(self, collection: Collection, since: datetime | None) -> Iterator[Table]:
+        """Rows modified since ``since`` of a listing ordered newest first: paging stops at
+        the first older one."""
+        column = collection.cursor
+        assert column is not None
+        for items in self.records(collection):
+            page = self._table(collection, items)
+            changed = page if since is None else page.filter(_since(page, column, since))
             if changed.num_rows:
                 yield changed
             if changed.num_rows < page.num_rows:
                 return
 
-    def campaign_assets(self, campaigns: Table, seen: dict[str, str]) -> Table | None:
-        """The assets of each campaign read whose ``modified_date`` differs from the one its
-        assets were last read at (``seen``, which this updates), fetched ``concurrency`` at a
-        time. They replace the campaign's assets in the warehouse; a campaign with none left
-        gets a marker row that dlt deletes instead of inserting, so its old assets go too."""
-        ids: list[str] = campaigns["id"].to_pylist()  # type: ignore[assignment]  # a key: never null
-        modified: list[datetime | None] = campaigns["modified_date"].to_pylist()
+    def per_parent(
+        self, collection: Collection, parents: Table, seen: dict[str, str]
+    ) -> tuple[Table | None, dict[str, str]]:
+        """The rows of each parent row whose ``modified_date`` differs from the one they were
+        last read at (``seen``), fetched ``concurrency`` at a time, and the stamps they were
+        read at. They replace the parent's rows in the warehouse; a parent with none left gets
+        a marker row that dlt deletes instead of inserting, so its old rows go too."""
+        ids: list[str] = parents["id"].to_pylist()  # type: ignore[assignment]  # a key: never null
+        modified: list[datetime | None] = parents["modified_date"].to_pylist()
         stamps = {c: _stamp(m) for c, m in zip(ids, modified, strict=True)}
         due = [c for c, stamp in stamps.items() if self.full_refresh or seen.get(c) != stamp]
         if not due:
-            return None
-        fetched = self.client.map(self._assets_of, due)
-        seen.update((c, stamps[c]) for c in due)
-        return pa.concat_tables(
-            assets or self._no_assets(c) for c, assets in zip(due, fetched, strict=True)
+            return None, {}
+        fetched = self.client.map(lambda parent: self._of_parent(collection, parent), due)
+        table = pa.concat_tables(
+            found or self._none_left(collection, c) for c, found in zip(due, fetched, strict=True)
         )
+        return table, {c: stamps[c] for c in due}
 
-    def _assets_of(self, campaign_id: str) -> Table | None:
-        path = f"hub/v1/campaigns/{campaign_id}/assets"
-        items = [i for page in rest_pages(self.client, path, {}, "campaign_assets") for i in page]
+    def _of_parent(self, collection: Collection, parent_id: str) -> Table | None:
+        assert isinstance(collection.source, Rest)
+        path = collection.source.path.format(id=parent_id)
+        items = [i for page in self.records(collection, path) for i in page]
         if not items:
             return None
-        assets = self._table(CAMPAIGN_ASSETS, items)
-        return assets.append_column(
-            self.assets_schema.field(DELETED), pa.nulls(len(assets), pa.bool_())
-        )
+        found = self._table(collection, items)
+        return found.append_column(pa.field(DELETED, pa.bool_()), pa.nulls(len(found), pa.bool_()))
 
-    def _no_assets(self, campaign_id: str) -> Table:
-        """The marker row that deletes a campaign's assets (its ``id`` only fills the key)."""
+    def _none_left(self, collection: Collection, parent_id: str) -> Table:
+        """The marker row that deletes a parent's rows (its ``id`` only fills the key)."""
+        schema = rows.warehouse_schema(collection).append(pa.field(DELETED, pa.bool_()))
+        parent_column = (collection.replaced_by or ("id",))[0]
         marker = {
-            "id": f"no-assets:{campaign_id}",
-            "campaign_id": campaign_id,
+            "id": f"no-{collection.name}:{parent_id}",
+            parent_column: parent_id,
             "business_unit_id": self.unit,
             DELETED: True,
         }
-        return pa.Table.from_pylist([marker], schema=self.assets_schema)
+        return pa.Table.from_pylist([marker], schema=schema)
 
-    def journey_versions(self) -> Iterator[list[dict[str, Any]]]:
-        params = {"mostRecentVersionOnly": "false", "$orderBy": "ModifiedDate DESC"}
-        yield from rest_pages(self.client, "interaction/v1/interactions", params, "interactions")
-
-    def interactions(self, versions: list[dict[str, Any]]) -> Table:
-        return self._table(INTERACTIONS, versions)
-
-    def goals(self, versions: list[dict[str, Any]]) -> Table:
-        parents = rows.table(VERSION_KEY, versions).to_pylist()
-        records = [
-            {**goal, "interaction_id": parent["id"], "interaction_version": parent["version"]}
-            for version, parent in zip(versions, parents, strict=True)
-            for goal in [*_array(version, "goals"), *_array(version, "exits")]
+    def nested(self, collection: Collection, parent: Collection, records: list[Any]) -> Table:
+        """The entries of each parent record's arrays, with the parent's key (shaped and
+        checked as the parent's rows are)."""
+        assert isinstance(collection.source, Nested)
+        links = dict(collection.source.parent_key)
+        key = replace(parent, columns=tuple(c for c in parent.columns if c.name in links.values()))
+        keys = rows.table(key, records).to_pylist()
+        found = [
+            {**entry, **{child: of[column] for child, column in links.items()}}
+            for record, of in zip(records, keys, strict=True)
+            for array in collection.source.arrays
+            for entry in _array(record, array, collection.name)
         ]
-        return self._table(GOALS, records)
+        return self._table(collection, found)
 
     # ---- SOAP -----------------------------------------------------------------------------
 
-    def changed(
-        self, collection: Collection, since: datetime | None, refused: list[str]
-    ) -> Iterator[Table]:
-        """The rows of a SOAP collection modified since ``since`` (all without it).
-        ``refused`` names the properties this tenant will not return (they stay null); it
-        grows in place when a Retrieve names another."""
-        yield from self._retrieve(collection, _modified_since(since), refused)
-
-    def refused_list_properties(self) -> list[str]:
-        """The List properties Describe says cannot be retrieved."""
-        described = self.client.describe("List", "lists")
-        sources = [c.source for c in LISTS.columns]
+    def refused_by_describe(self, collection: Collection) -> list[str]:
+        """The properties Describe says cannot be retrieved."""
+        assert collection.soap_object is not None
+        described = self.client.describe(collection.soap_object, collection.name)
+        sources = [c.source for c in collection.columns]
         return [p for p in sources if p in described and not described[p].retrievable]
 
-    def subscribers(self, keys: Sequence[str] | None, refused: list[str]) -> Iterator[Table]:
-        """The subscribers with these SubscriberKeys (``IN_BATCH`` a request, ``concurrency``
-        requests at a time), or every subscriber."""
+    def changed(
+        self, collection: Collection, since: datetime | None, refused: Sequence[str]
+    ) -> Retrieval:
+        """The rows of a SOAP collection modified since ``since`` (all without it), without
+        the ``refused`` properties."""
+        retrieval = Retrieval(iter(()))
+        retrieval.pages = self._retrieve(collection, _modified_since(since), refused, retrieval)
+        return retrieval
+
+    def by_keys(
+        self,
+        collection: Collection,
+        column: str,
+        keys: Sequence[str] | None,
+        refused: Sequence[str],
+    ) -> Retrieval:
+        """The rows whose ``column`` is one of ``keys`` (``IN_BATCH`` a request, ``concurrency``
+        requests at a time), or every row."""
+        retrieval = Retrieval(iter(()))
         if keys is None:
-            yield from self._retrieve(SUBSCRIBERS, None, refused)
-            return
+            retrieval.pages = self._retrieve(collection, None, refused, retrieval)
+            return retrieval
+        name = collection.source_of(column)
 
         def batch(part: Sequence[str]) -> Table | None:
-            where = _among("SubscriberKey", part)
-            pages = list(self._retrieve(SUBSCRIBERS, where, refused))
+            pages = list(self._retrieve(collection, _among(name, part), refused, retrieval))
             return pa.concat_tables(pages) if pages else None
 
-        for table in self.client.map(batch, _chunks(keys, IN_BATCH)):
-            if table is not None:
-                yield table
-
-    def sends_by_id(self, ids: Sequence[int], refused: list[str]) -> Iterator[Table]:
-        for part in _chunks([str(i) for i in ids], IN_BATCH):
-            yield from self._retrieve(SENDS, _among("ID", part), refused)
+        found = self.client.map(batch, _chunks(keys, IN_BATCH)) if keys else []
+        retrieval.pages = (table for table in found if table is not None)
+        return retrieval
 
     def events(
         self,
@@ -180,21 +191,35 @@ class Reader:
         since: datetime,
         now: datetime,
         backfill: bool,
-        refused: list[str],
-    ) -> Iterator[Table]:
+        refused: Sequence[str],
+    ) -> Retrieval:
         """The events of ``collection`` dated after ``since``, one EventDate window after
         another; the last window has no end, so nothing dated later is missed. Windows are
         half-open, ``(start, end]``: no event is read twice. A backfill starts with
         ``EVENT_WINDOW``; an incremental run, which reads what happened since the last, with
         ``WIDEST_WINDOW``."""
+        retrieval = Retrieval(iter(()))
+        windows = self._windows(collection, since, now, backfill, refused, retrieval)
+        retrieval.pages = windows
+        return retrieval
+
+    def _windows(
+        self,
+        collection: Collection,
+        since: datetime,
+        now: datetime,
+        backfill: bool,
+        refused: Sequence[str],
+        retrieval: Retrieval,
+    ) -> Iterator[Table]:
         natural = replace(collection, columns=collection.columns[1:], primary_key=EVENT_KEY_PARTS)
         schema = rows.arrow_schema(collection)
         start, width = since, EVENT_WINDOW if backfill else WIDEST_WINDOW
         while True:
             end = start + width if start + width < now else None
             found = 0
-            where = _dated(start, end)
-            for page in self._retrieve(natural, where, refused, stamp=False):
+            pages = self._retrieve(natural, _dated(start, end), refused, retrieval, stamp=False)
+            for page in pages:
                 found += page.num_rows
                 yield self._stamped(_with_event_key(page, collection).cast(schema))
             if end is None:
@@ -206,98 +231,31 @@ class Reader:
         self,
         collection: Collection,
         where: soap.Filter | None,
-        refused: list[str],
+        refused: Sequence[str],
+        learned: Retrieval,
         stamp: bool = True,
     ) -> Iterator[Table]:
-        """Every page of a Retrieve of ``collection``'s properties but the ``refused`` ones.
-        When SFMC refuses another by name, that one joins ``refused`` (it stays null) and the
-        Retrieve starts over; a refused key property is an error."""
+        """Every page of a Retrieve of ``collection``'s properties but the refused ones (those
+        given and those ``learned`` so far). When SFMC refuses another by name, it is
+        ``learned`` and the Retrieve starts over; a refused key property is an error."""
+        assert isinstance(collection.source, Soap)
         sources = [c.source for c in collection.columns]
-        wanted = [p for p in sources if p not in refused]
         keys = {c.source for c in collection.columns if c.name in collection.primary_key}
         while True:
+            wanted = [p for p in sources if p not in refused and p not in learned.refused]
             try:
-                assert collection.soap_object is not None
-                retrieved = self.client.retrieve(
-                    collection.soap_object, wanted, where, collection.name
+                pages = self.client.retrieve(
+                    collection.source.object, wanted, where, collection.name
                 )
-                for page in retrieved:
+                for page in pages:
                     shaped = rows.table(collection, page, soap=True, naive_zone=self.naive_zone)
                     yield self._stamped(shaped) if stamp else shaped
                 return
-            except RequestRejected as exc:
-                match = _UNRETRIEVABLE.search(str(exc))
-                names = {n.strip() for n in match.group(1).split(",")} if match else set()
+            except PropertyRefused as exc:
+                names = set(exc.properties)
                 if not names & set(wanted) or names & keys:
                     raise
-                wanted = [p for p in wanted if p not in names]
-                refused.extend(sorted(names & set(sources) - set(refused)))
-
-
-class UniqueKeys:
-    """The primary keys of every page loaded, hashed to 64 bits (a bigint key as it is) and
-    kept in a temporary file (held in memory, even a copy of them pins the pages' memory)
-    until ``distinct`` counts them. A hash collision counts two keys as one: among a million
-    keys, about one run in thirty million."""
-
-    def __init__(self, collection: Collection) -> None:
-        self.key = list(collection.primary_key)
-        self.added = 0
-        self.file = tempfile.TemporaryFile()  # noqa: SIM115  # open across pages, closed with self
-        weakref.finalize(self, self.file.close)
-
-    def add(self, page: Table) -> None:
-        self.added += page.num_rows
-        if len(self.key) == 1 and pa.types.is_int64(page.schema.field(self.key[0]).type):
-            for chunk in page[self.key[0]].chunks:
-                values = chunk.buffers()[1]
-                assert values is not None
-                start, end = chunk.offset * 8, (chunk.offset + len(chunk)) * 8
-                self.file.write(memoryview(values)[start:end])
-            return
-        columns = [page[k].to_pylist() for k in self.key]
-        keys = columns[0] if len(columns) == 1 else zip(*columns, strict=True)
-        self.file.write(array("q", map(hash, keys)).tobytes())
-
-    def distinct(self) -> int:
-        """How many different keys were added so far (more may be added after)."""
-        self.file.seek(0)
-        data = pa.py_buffer(self.file.read())  # and the file is at its end again
-        every = pa.Array.from_buffers(pa.int64(), len(data) // 8, [None, data])
-        return int(pc.count_distinct(every).as_py())
-
-
-def rest_pages(
-    client: SfmcClient, path: str, params: dict[str, Any], label: str
-) -> Iterator[list[Any]]:
-    """Every page of a REST collection: ``$page``/``$pageSize`` until ``count`` items arrived or
-    a page is empty. A short page before ``count`` means keep going (sfmc-api.md §2.4); a page
-    that repeats the previous one is an error, not a loop."""
-    page, seen, previous = 1, 0, None
-    while True:
-        body = client.get_json(path, {**params, "$page": page, "$pageSize": PAGE_SIZE}, label)
-        items, count = _envelope(body, path)
-        if not items:
-            return
-        if items == previous:
-            raise ResponseError(f"GET {path}: page {page} repeats page {page - 1}")
-        yield items
-        seen += len(items)
-        if count is None or seen >= count:
-            return
-        page, previous = page + 1, items
-
-
-def _envelope(body: Any, path: str) -> tuple[list[Any], int | None]:
-    if isinstance(body, list):
-        return body, None
-    if not isinstance(body, dict):
-        raise ResponseError(f"GET {path}: the response is not a JSON object")
-    items = body.get("items", body.get("entities"))
-    count = body.get("count", body.get("totalCount"))
-    if not isinstance(items, list) or not isinstance(count, int) or isinstance(count, bool):
-        raise ResponseError(f"GET {path}: the response has no items/entities list and count")
-    return items, count
+                learned.refused.extend(sorted(names & set(sources) - set(learned.refused)))
 
 
 def _with_event_key(page: Table, collection: Collection) -> Table:
@@ -350,16 +308,16 @@ def _stamp(modified: datetime | None) -> str:
     return modified.isoformat() if modified is not None else ""
 
 
-def _since(page: Table, since: datetime) -> pa.BooleanArray:
-    """Rows modified at or after ``since``; rows without a modified date are kept."""
-    modified = page["modified_date"]
+def _since(page: Table, column: str, since: datetime) -> pa.BooleanArray:
+    """Rows whose ``column`` is at or after ``since``; rows without one are kept."""
+    modified = page[column]
     return pc.or_kleene(pc.is_null(modified), pc.greater_equal(modified, pa.scalar(since)))
 
 
-def _array(record: dict[str, Any], key: str) -> list[dict[str, Any]]:
+def _array(record: dict[str, Any], key: str, collection: str) -> list[dict[str, Any]]:
     value = record.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ResponseError(
-            f"goals: {key} of interaction {record.get('id')} is not a list of objects"
+            f"{collection}: {key} of interaction {record.get('id')} is not a list of objects"
         )
     return value

@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 
 from lxml import etree
 
-from sfmc_source.errors import PermissionDenied, RequestRejected, ResponseError
+from sfmc_source.errors import PermissionDenied, PropertyRefused, RequestRejected, ResponseError
 from sfmc_source.timefmt import SYSTEM_TIME
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -316,8 +316,9 @@ def fault_of(content: bytes) -> Fault | None:
 def raise_for_status(page: RetrievePage, object_type: str) -> None:
     """Raise unless ``page`` is ``OK`` or ``MoreDataAvailable`` with a ``RequestID``.
 
-    ``Error: API Permission Failed`` raises ``PermissionDenied``; any other status
-    ``RequestRejected`` with the status text as SFMC wrote it.
+    ``Error: API Permission Failed`` raises ``PermissionDenied``; properties the tenant will
+    not return, ``PropertyRefused`` naming them; any other status ``RequestRejected`` with the
+    status text as SFMC wrote it.
     """
     if page.status == "OK":
         return
@@ -333,7 +334,15 @@ def raise_for_status(page: RetrievePage, object_type: str) -> None:
         raise PermissionDenied(
             f"{message} (check that the installed package may read {object_type})"
         )
+    refused = _REFUSED_PROPERTIES.search(page.status)
+    if refused:
+        names = tuple(sorted({n.strip() for n in refused.group(1).split(",") if n.strip()}))
+        raise PropertyRefused(message, names)
     raise RequestRejected(message)
+
+
+# How SFMC names the properties a tenant will not return for an object.
+_REFUSED_PROPERTIES = re.compile(r"Request Property\(s\) (.+?) do not match")
 
 
 class _Pairs(Enum):

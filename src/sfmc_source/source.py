@@ -24,11 +24,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
-os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-# Pages reach dlt as Arrow tables; give their rows the same _dlt_id and _dlt_load_id as dicts.
-os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
-os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
-
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,35 +34,36 @@ from dlt.extract.resource import DltResource
 
 from sfmc_source import rows
 from sfmc_source.client import SfmcClient
-from sfmc_source.reader import DELETED, Reader, UniqueKeys
+from sfmc_source.reader import Reader, Retrieval
 from sfmc_source.specs import (
-    CAMPAIGN_ASSETS,
-    CAMPAIGNS,
     COLLECTIONS,
-    EVENTS,
-    GOALS,
-    INTERACTIONS,
-    LIST_SUBSCRIBERS,
-    LISTS,
-    SENDS,
-    SUBSCRIBERS,
+    ChangedParents,
     Collection,
+    Cursor,
+    EventWindows,
+    Nested,
+    ParentKeys,
+    Rest,
+    Soap,
 )
+from sfmc_source.state import HighWater, dated, learned, since, unit_state, within
+from sfmc_source.tally import DELETED, Tally
 from sfmc_source.timefmt import SYSTEM_TIME
 
-OVERLAP = timedelta(hours=1)
-# Tracking events can arrive late (sfmc-api.md §6): each run re-reads a few hours of them.
-EVENTS_OVERLAP = timedelta(hours=6)
+# Tracking events can arrive late: each run re-reads a few hours of them (the spec rows).
+EVENTS_OVERLAP = EventWindows().overlap
 # SFMC keeps send and engagement data this long; a first sync reads this far back.
 RETENTION = timedelta(days=730)
-# A send's counters move as opens and clicks arrive, without its ModifiedDate moving.
-RECENT_SENDS = timedelta(days=30)
-# dlt's cost is per item, not per row: pages reach it in batches. Campaign batches also set
-# how many asset requests can run at once.
+# dlt's cost is per item, not per row: pages reach it in batches. Batches of parent rows also
+# set how many of their children's requests can run at once.
 ROWS_BATCH = 10_000
 CAMPAIGNS_BATCH = 500
-VERSIONS_BATCH = 1_000
+RECORDS_BATCH = 1_000
 Table: TypeAlias = pa.Table
+Item: TypeAlias = Table | DataItemWithMeta
+# What runs remember, by the names earlier versions stored them under.
+REFUSED, READ_AT, SCANNED = "refused_properties", "assets_read_at", "scanned"
+ACTIVE_SENDS = "active_sends"  # an event collection's sends of events newer than its cursor
 
 # dlt's table hint for "the staged rows are unique by primary key". A merge deduplicates its
 # staged rows by primary key: for a million rows that costs a window over all of them (most of
@@ -95,182 +91,271 @@ def sfmc_source(
     ``row_counts``, when given, counts the rows each collection loads: the distinct primary
     keys it hands to dlt (while it reads, the rows so far); ``on_rows`` is told the
     collection's name each time it hands over more."""
-    wanted = set(collections or COLLECTIONS)
+    apply_dlt_settings()
     unit = client.business_unit_id()
-    reader = Reader(client, unit, naive_zone, full_refresh)
-    counts = Counter[str]() if row_counts is None else row_counts
     now = now or datetime.now(UTC)
-    first_start = now - backfill
-
-    tallies: dict[str, UniqueKeys] = {}  # the keys each collection handed to dlt this run
-
-    def counted(collection: Collection, page: Table) -> Table:
-        """``page`` on its way to dlt, the keys of the rows it loads tallied; the count grows
-        by those rows until ``settle`` makes it the collection's distinct keys."""
-        if collection.name not in tallies:
-            tallies[collection.name] = UniqueKeys(collection)
-        loading = _loading(page)
-        tallies[collection.name].add(loading)
-        counts[collection.name] += loading.num_rows
-        if on_rows is not None:
-            on_rows(collection.name)
-        return page
-
-    def settle(collection: Collection) -> bool:
-        """The collection's count becomes the distinct keys it loaded this run: a page may
-        repeat an item of the page before, a restarted Retrieve the rows it had read. Whether
-        any key came twice."""
-        keys = tallies.get(collection.name)
-        if keys is None:
-            return False
-        counts[collection.name] = keys.distinct()
-        return counts[collection.name] < keys.added
-
-    def settled(collection: Collection, page: Table) -> Table:
-        """A transformer's page, counted and settled: a transformer has no last page."""
-        counted(collection, page)
-        settle(collection)
-        return page
-
-    def campaigns() -> Iterator[Table]:
-        cursor = _Cursor(CAMPAIGNS, unit, OVERLAP)
-        for batch in _batches(reader.campaigns(cursor.since(full_refresh)), CAMPAIGNS_BATCH):
-            yield counted(CAMPAIGNS, cursor.seen(pa.concat_tables(batch)))
-        settle(CAMPAIGNS)
-        cursor.commit()
-
-    def campaign_assets(page: Table) -> Table | None:
-        # campaign id → the modified_date its assets were read at, for the overlap's campaigns
-        seen = _unit_state(unit).setdefault("assets_read_at", {})
-        assets = reader.campaign_assets(page, seen)
-        _forget_older(seen, OVERLAP * 2)
-        return None if assets is None else settled(CAMPAIGN_ASSETS, assets)
-
-    def staged(
-        collection: Collection, cursor: _Cursor, pages: Iterable[Table]
-    ) -> Iterator[Table | DataItemWithMeta]:
-        """SOAP pages in batches, counted and seen by the cursor, staged without dedup unless
-        a key came twice; the cursor moves with the load."""
-        for batch in _batches(pages, ROWS_BATCH):
-            yield counted(collection, cursor.seen(pa.concat_tables(batch)))
-        yield from _deduplicate_if(settle(collection), collection)
-        cursor.commit()
-
-    def soap_rows(collection: Collection) -> Iterator[Table | DataItemWithMeta]:
-        """A SOAP collection with a ModifiedDate cursor."""
-        cursor = _Cursor(collection, unit, OVERLAP)
-        refused = cursor.state["refused_properties"]
-        yield from staged(
-            collection, cursor, reader.changed(collection, cursor.since(full_refresh), refused)
-        )
-
-    def lists() -> Iterator[Table | DataItemWithMeta]:
-        state = _unit_state(unit)
-        if full_refresh or "refused_properties" not in state:
-            state["refused_properties"] = reader.refused_list_properties()
-        yield from soap_rows(LISTS)
-
-    def list_subscribers() -> Iterator[Table | DataItemWithMeta]:
-        yield from soap_rows(LIST_SUBSCRIBERS)
-
-    asked: set[str] = set()  # the SubscriberKeys this run has read (or is reading: all)
-
-    def subscriber_pages(memberships: Table) -> Iterator[Table]:
-        state = _unit_state(unit)
-        refused = state.setdefault("refused_properties", [])  # grows if a Retrieve says so
-        if full_refresh or not state.get("scanned"):
-            # the first page of memberships starts a scan of every subscriber; later ones wait
-            if not asked:
-                asked.add("*")
-                yield from reader.subscribers(None, refused)
-                state["scanned"] = True
-            return
-        found = pc.unique(memberships["subscriber_key"]).to_pylist()  # a key: never null
-        keys = [str(k) for k in found if k not in asked]
-        asked.update(keys)
-        yield from reader.subscribers(keys, refused)
-
-    def subscribers(memberships: Table) -> Iterator[Table]:
-        for page in subscriber_pages(memberships):
-            yield counted(SUBSCRIBERS, page)
-        settle(SUBSCRIBERS)
-
-    def sends() -> Iterator[Table | DataItemWithMeta]:
-        cursor = _Cursor(SENDS, unit, OVERLAP, first=first_start)
-        recent = cursor.state.setdefault("recent_sends", {})  # send id → its send date
-        refused = cursor.state["refused_properties"]
-
-        def pages() -> Iterator[Table]:
-            read: set[int] = set()
-            for page in reader.changed(SENDS, cursor.since(full_refresh), refused):
-                read.update(page["id"].to_pylist())  # type: ignore[arg-type]  # a key: never null
-                _remember_recent(recent, page)
-                yield page
-            again = sorted({*map(int, recent), *_active_sends(unit)} - read)
-            for page in reader.sends_by_id(again, refused):
-                _remember_recent(recent, page)
-                yield page
-
-        yield from staged(SENDS, cursor, pages())
-        _forget_before(recent, now - RECENT_SENDS)
-
-    def events(collection: Collection) -> Callable[[], Iterator[Table | DataItemWithMeta]]:
-        def read() -> Iterator[Table | DataItemWithMeta]:
-            cursor = _Cursor(collection, unit, EVENTS_OVERLAP, first=first_start)
-            since = cursor.since(full_refresh) or first_start
-            refused = cursor.state["refused_properties"]
-            active: set[int] = set()  # the sends of events newer than the cursor
-
-            def pages() -> Iterator[Table]:
-                for page in reader.events(collection, since, now, since == first_start, refused):
-                    if cursor.stored is not None:
-                        newer = pc.greater(page["event_date"], pa.scalar(cursor.stored))
-                        sends = pc.unique(page.filter(newer)["send_id"]).to_pylist()
-                        active.update(int(send) for send in sends if send is not None)
-                    yield page
-
-            yield from staged(collection, cursor, pages())
-            cursor.state["active_sends"] = sorted(active)
-
-        read.__name__ = collection.name
-        return read
-
-    def journey_versions() -> Iterator[list[dict[str, Any]]]:
-        for batch in _batches(reader.journey_versions(), VERSIONS_BATCH):
-            yield [version for page in batch for version in page]
-
-    def interactions(page: list[dict[str, Any]]) -> Table:
-        return settled(INTERACTIONS, reader.interactions(page))
-
-    def goals(page: list[dict[str, Any]]) -> Table:
-        return settled(GOALS, reader.goals(page))
-
-    parent = _resource(CAMPAIGNS, campaigns, "merge")
-    versions = dlt.resource(journey_versions, name="journey_versions", selected=False)
-    memberships = _soap_resource(LIST_SUBSCRIBERS, list_subscribers)
-    resources = {
-        "campaigns": parent,
-        "campaign_assets": _transformer(
-            CAMPAIGN_ASSETS,
-            campaign_assets,
-            parent,
-            "delete-insert",
-            merge_key=["business_unit_id", "campaign_id"],
-        ).apply_hints(columns=[DELETED_HINT]),
-        "lists": _soap_resource(LISTS, lists),
-        "interactions": _transformer(INTERACTIONS, interactions, versions, "merge"),
-        # every version's goals, listed in full: they replace the unit's goals
-        "goals": _transformer(
-            GOALS, goals, versions, "delete-insert", merge_key="business_unit_id"
-        ),
-        "list_subscribers": memberships,
-        "subscribers": _transformer(SUBSCRIBERS, subscribers, memberships, "merge"),
-        "sends": _soap_resource(SENDS, sends),
-        **{c.name: _soap_resource(c, events(c)) for c in EVENTS},
-    }
+    reader = Reader(client, unit, naive_zone, full_refresh)
+    tally = Tally(Counter() if row_counts is None else row_counts, on_rows)
+    run = UnitRun(reader, tally, full_refresh, now, now - backfill)
+    wanted = set(collections or COLLECTIONS)
+    resources = resources_of(run)
     for name, resource in resources.items():
         resource.selected = name in wanted
     return list(resources.values())
+
+
+def resources_of(run: UnitRun) -> dict[str, DltResource]:
+    """One resource per spec row, parents first: a child is a transformer of what its parent
+    read (its rows, or for ``Nested`` children the parent's records)."""
+    built: dict[str, DltResource] = {}
+    feeds: dict[str, DltResource] = {}  # what each collection's children read from
+    for spec in COLLECTIONS.values():
+        hints = _hints(spec)
+        if spec.parent is not None:
+            read = run.nested(spec) if isinstance(spec.source, Nested) else run.child(spec)
+            built[spec.name] = dlt.transformer(read, data_from=feeds[spec.parent], **hints)
+        elif any(isinstance(c.source, Nested) for c in _children(spec)):
+            records = dlt.resource(run.records(spec), name=f"{spec.name}_records", selected=False)
+            built[spec.name] = dlt.transformer(run.shaped(spec), data_from=records, **hints)
+            feeds[spec.name] = records
+            continue
+        else:
+            built[spec.name] = dlt.resource(run.root(spec), **hints)
+        if spec.parent is None and isinstance(spec.source, Soap):  # staged as unique
+            built[spec.name].apply_hints(additional_table_hints={DEDUPLICATED: True})
+        feeds[spec.name] = built[spec.name]
+    return built
+
+
+class UnitRun:
+    """How each kind of collection is read in one run of one business unit: one method per
+    incremental strategy of the spec rows, each returning the function dlt calls."""
+
+    def __init__(
+        self, reader: Reader, tally: Tally, full_refresh: bool, now: datetime, first: datetime
+    ) -> None:
+        self.reader, self.tally, self.unit = reader, tally, reader.unit
+        self.full_refresh, self.now, self.first = full_refresh, now, first
+
+    def root(self, spec: Collection) -> Callable[[], Iterator[Item]]:
+        how = spec.incremental
+
+        def read() -> Iterator[Item]:
+            if isinstance(how, EventWindows):
+                yield from self._event_rows(spec, how)
+            elif isinstance(how, Cursor) and isinstance(spec.source, Rest):
+                yield from self._newest_first(spec, how)
+            elif isinstance(how, Cursor):
+                yield from self._by_cursor(spec, how)
+            else:
+                raise NotImplementedError(f"{spec.name}: no reader for {how} at the root")
+
+        return read
+
+    def child(self, spec: Collection) -> Callable[[Table], Iterator[Table]]:
+        how = spec.incremental
+        if isinstance(how, ChangedParents):
+            return self._changed_parents(spec)
+        if isinstance(how, ParentKeys):
+            return self._parent_keys(spec, how)
+        raise NotImplementedError(f"{spec.name}: no reader for {how} under a parent")
+
+    # ---- REST -----------------------------------------------------------------------------
+
+    def records(self, spec: Collection) -> Callable[[], Iterator[list[dict[str, Any]]]]:
+        """The raw records of a listed collection, batched: its children read them too."""
+
+        def read() -> Iterator[list[dict[str, Any]]]:
+            for batch in _batches(self.reader.records(spec), RECORDS_BATCH):
+                yield [record for page in batch for record in page]
+
+        return read
+
+    def shaped(self, spec: Collection) -> Callable[[list[dict[str, Any]]], Table]:
+        def read(records: list[dict[str, Any]]) -> Table:
+            return self.tally.settled(spec, self.reader.shaped(spec, records))
+
+        return read
+
+    def nested(self, spec: Collection) -> Callable[[list[dict[str, Any]]], Table]:
+        assert spec.parent is not None
+        parent = COLLECTIONS[spec.parent]
+
+        def read(records: list[dict[str, Any]]) -> Table:
+            return self.tally.settled(spec, self.reader.nested(spec, parent, records))
+
+        return read
+
+    def _newest_first(self, spec: Collection, how: Cursor) -> Iterator[Table]:
+        mark = HighWater(how.column, self.unit, how.overlap)
+        changed = self.reader.newest_first(spec, mark.since(self.full_refresh))
+        for batch in _batches(changed, CAMPAIGNS_BATCH):
+            yield self.tally.add(spec, mark.seen(pa.concat_tables(batch)))
+        self.tally.settle(spec)
+        mark.commit()
+
+    def _changed_parents(self, spec: Collection) -> Callable[[Table], Iterator[Table]]:
+        assert spec.parent is not None
+        overlap = getattr(COLLECTIONS[spec.parent].incremental, "overlap", timedelta(0))
+
+        def read(parents: Table) -> Iterator[Table]:
+            # parent id → the modified date its rows were read at, for the overlap's parents
+            state = unit_state(self.unit)
+            seen = state.get(READ_AT, {})
+            found, stamps = self.reader.per_parent(spec, parents, seen)
+            state[READ_AT] = within({**seen, **stamps}, overlap * 2)
+            if found is not None:
+                yield self.tally.settled(spec, found)
+
+        return read
+
+    # ---- SOAP -----------------------------------------------------------------------------
+
+    def _by_cursor(self, spec: Collection, how: Cursor) -> Iterator[Item]:
+        """A SOAP collection with a cursor filter (and, with ``recent``, re-reads by id)."""
+        mark = HighWater(how.column, self.unit, how.overlap, self.first if how.backfill else None)
+        refused = self._refused(spec, mark.state)
+        changed = self.reader.changed(spec, mark.since(self.full_refresh), refused)
+        pages = changed if how.recent is None else self._and_recent(spec, how, mark, changed)
+        yield from self._staged(spec, mark, pages)
+        mark.state[REFUSED] = [*refused, *changed.refused]
+
+    def _refused(self, spec: Collection, state: dict[str, Any]) -> list[str]:
+        """The properties this tenant refuses: remembered, or asked of Describe once."""
+        describe = isinstance(spec.source, Soap) and spec.source.describe
+        if describe and (self.full_refresh or REFUSED not in state):
+            return self.reader.refused_by_describe(spec)
+        return list(state.get(REFUSED, []))
+
+    def _and_recent(
+        self, spec: Collection, how: Cursor, mark: HighWater, changed: Retrieval
+    ) -> Iterator[Table]:
+        """The changed rows, then the rows of the last ``how.recent`` and those whose events
+        a dependency found new, read again by id: their counters moved, not their cursor."""
+        assert how.recent is not None
+        key = f"recent_{spec.name}"
+        recent: dict[str, str] = dict(mark.state.get(key, {}))  # id → its date
+        read: set[int] = set()
+        for page in changed:
+            read.update(page["id"].to_pylist())  # type: ignore[arg-type]  # a key: never null
+            recent.update(dated(page, "id", *how.recent_dates))
+            yield page
+        active = {int(i) for i in learned(self.unit, spec.depends_on, ACTIVE_SENDS)}
+        again = [str(i) for i in sorted({*map(int, recent), *active} - read)]
+        refused = [*mark.state.get(REFUSED, []), *changed.refused]
+        by_id = self.reader.by_keys(spec, "id", again, refused)
+        for page in by_id:
+            recent.update(dated(page, "id", *how.recent_dates))
+            yield page
+        changed.refused.extend(p for p in by_id.refused if p not in changed.refused)
+        mark.state[key] = since(recent, self.now - how.recent)
+
+    def _event_rows(self, spec: Collection, how: EventWindows) -> Iterator[Item]:
+        mark = HighWater(how.column, self.unit, how.overlap, self.first)
+        start = mark.since(self.full_refresh) or self.first
+        refused = list(mark.state.get(REFUSED, []))
+        retrieval = self.reader.events(spec, start, self.now, start == self.first, refused)
+        active: set[int] = set()  # the sends of events newer than the cursor
+
+        def pages() -> Iterator[Table]:
+            for page in retrieval:
+                if mark.stored is not None:
+                    newer = pc.greater(page[how.column], pa.scalar(mark.stored))
+                    sends = pc.unique(page.filter(newer)["send_id"]).to_pylist()
+                    active.update(int(send) for send in sends if send is not None)
+                yield page
+
+        yield from self._staged(spec, mark, pages())
+        mark.state[ACTIVE_SENDS] = sorted(active)
+        mark.state[REFUSED] = [*refused, *retrieval.refused]
+
+    def _parent_keys(self, spec: Collection, how: ParentKeys) -> Callable[[Table], Iterator[Table]]:
+        asked: set[str] = set()  # the keys this run has read (or is reading: all)
+
+        def read(parents: Table) -> Iterator[Table]:
+            state = unit_state(self.unit)
+            refused = list(state.get(REFUSED, []))
+            keys = self._keys_to_read(state, parents, how.column, asked)
+            if keys == []:
+                return
+            retrieval = self.reader.by_keys(spec, how.column, keys, refused)
+            for page in retrieval:
+                yield self.tally.add(spec, page)
+            self.tally.settle(spec)
+            if keys is None:
+                state[SCANNED] = True
+            state[REFUSED] = [*refused, *retrieval.refused]
+
+        return read
+
+    def _keys_to_read(
+        self, state: dict[str, Any], parents: Table, column: str, asked: set[str]
+    ) -> list[str] | None:
+        """The keys the parent rows name that this run has not read; ``None``: read every row
+        (a unit's first sync or a full refresh; only the first parent page starts it)."""
+        if self.full_refresh or not state.get(SCANNED):
+            if asked:
+                return []
+            asked.add("*")
+            return None
+        found = pc.unique(parents[column]).to_pylist()  # a key: never null
+        keys = [str(k) for k in found if k not in asked]
+        asked.update(keys)
+        return keys
+
+    def _staged(self, spec: Collection, mark: HighWater, pages: Iterable[Table]) -> Iterator[Item]:
+        """SOAP pages in batches, counted and seen by the cursor, staged without dedup unless
+        a key came twice; the cursor moves with the load."""
+        for batch in _batches(pages, ROWS_BATCH):
+            yield self.tally.add(spec, mark.seen(pa.concat_tables(batch)))
+        yield from _deduplicate_if(self.tally.settle(spec), spec)
+        mark.commit()
+
+
+def _children(spec: Collection) -> list[Collection]:
+    return [c for c in COLLECTIONS.values() if c.parent == spec.name]
+
+
+def _hints(spec: Collection) -> dict[str, Any]:
+    """How dlt writes the collection's table: merged on its key, or (``replaced_by``) its
+    rows of a unit (and parent) replaced by those read; the marker rows of ``ChangedParents``
+    delete."""
+    write: Any = "merge"
+    extra: dict[str, Any] = {}
+    if spec.replaced_by is not None:
+        write = {"disposition": "merge", "strategy": "delete-insert"}
+        extra["merge_key"] = ["business_unit_id", *spec.replaced_by]
+    columns = rows.dlt_columns(spec)
+    if isinstance(spec.incremental, ChangedParents):
+        columns[DELETED] = DELETED_HINT
+    return {
+        "name": spec.name,
+        "primary_key": list(spec.table_key),
+        "write_disposition": write,
+        "columns": columns,
+        **extra,
+    }
+
+
+def _deduplicate_if(repeated: bool, collection: Collection) -> Iterator[DataItemWithMeta]:
+    """An empty item that turns the staged-rows dedup back on for this load."""
+    if repeated:
+        empty = rows.warehouse_schema(collection).empty_table()
+        yield dlt.mark.with_hints(empty, make_hints(additional_table_hints=DEDUPLICATE))
+
+
+def _batches(pages: Iterable[Sized], at_least: int) -> Iterator[list[Any]]:
+    """Consecutive pages grouped until a group holds ``at_least`` rows."""
+    batch: list[Any] = []
+    size = 0
+    for page in pages:
+        batch.append(page)
+        size += len(page)
+        if size >= at_least:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 class _JsonTextIsIntended(logging.Filter):
@@ -288,159 +373,16 @@ class _JsonTextIsIntended(logging.Filter):
         return not (message.startswith(self.RESOURCES) and "when merging arrow schema" in message)
 
 
-logging.getLogger("dlt").addFilter(_JsonTextIsIntended())
+_JSON_TEXT = _JsonTextIsIntended()
 
 
-def _unit_state(unit: int) -> dict[str, Any]:
-    """The current resource's state for one business unit. A resource state written before
-    business units (its keys at the top) becomes the state of the first unit synced."""
-    state = dlt.current.resource_state()
-    if "units" not in state:
-        legacy = {key: state.pop(key) for key in list(state)}
-        cursor = legacy.pop("incremental", {}).get("modified_date", {}).get("last_value")
-        if cursor is not None:
-            legacy["cursor"] = _iso(cursor)
-        state["units"] = {str(unit): legacy} if legacy else {}
-    units: dict[str, dict[str, Any]] = state["units"]
-    return units.setdefault(str(unit), {})
-
-
-class _Cursor:
-    """The highest ``collection.cursor`` value loaded for a unit. A run reads from ``overlap``
-    before it (from ``first`` on a unit's first run, everything without a ``first``); rows
-    without a value are kept. ``commit`` stores the new high mark in resource state, which dlt
-    saves only with the run's load."""
-
-    def __init__(
-        self,
-        collection: Collection,
-        unit: int,
-        overlap: timedelta,
-        first: datetime | None = None,
-    ) -> None:
-        assert collection.cursor is not None
-        self.column, self.overlap, self.first = collection.cursor, overlap, first
-        self.state = _unit_state(unit)
-        self.state.setdefault("refused_properties", [])
-        stored = self.state.get("cursor")
-        self.stored = datetime.fromisoformat(stored) if stored else None
-        self.high = self.stored
-
-    def since(self, full_refresh: bool) -> datetime | None:
-        if full_refresh or self.stored is None:
-            return self.first
-        return self.stored - self.overlap
-
-    def seen(self, page: Table) -> Table:
-        highest = pc.max(page[self.column]).as_py()
-        if highest is not None and (self.high is None or highest > self.high):
-            self.high = highest
-        return page
-
-    def commit(self) -> None:
-        if self.high is not None:
-            self.state["cursor"] = self.high.isoformat()
-
-
-def _iso(value: Any) -> str:
-    """A cursor dlt stored (a datetime, or its ISO text) as ISO text in UTC."""
-    instant = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return instant.astimezone(UTC).isoformat()
-
-
-def _loading(page: Table) -> Table:
-    """The rows of a page that load: not the markers that delete a campaign's assets."""
-    if DELETED not in page.column_names:
-        return page
-    return page.filter(pc.is_null(page[DELETED]))
-
-
-def _deduplicate_if(repeated: bool, collection: Collection) -> Iterator[DataItemWithMeta]:
-    """An empty item that turns the staged-rows dedup back on for this load."""
-    if repeated:
-        empty = rows.warehouse_schema(collection).empty_table()
-        yield dlt.mark.with_hints(empty, make_hints(additional_table_hints=DEDUPLICATE))
-
-
-def _remember_recent(recent: dict[str, str], sends: Table) -> None:
-    """Note each send's date (its send date, else its creation): the recent ones are read
-    again next run, whether their ModifiedDate moved or not."""
-    dates = pc.coalesce(sends["send_date"], sends["created_date"]).to_pylist()
-    for send_id, date in zip(sends["id"].to_pylist(), dates, strict=True):
-        if date is not None:
-            recent[str(send_id)] = date.isoformat()
-
-
-def _active_sends(unit: int) -> set[int]:
-    """The sends whose events the last run of each event collection found new: their counters
-    moved, however old they are (their ModifiedDate does not move with them)."""
-    resources = dlt.current.source_state().get("resources", {})
-    return {
-        int(send)
-        for collection in EVENTS
-        for send in resources.get(collection.name, {})
-        .get("units", {})
-        .get(str(unit), {})
-        .get("active_sends", [])
-    }
-
-
-def _forget_before(recent: dict[str, str], horizon: datetime) -> None:
-    for send_id in [s for s, date in recent.items() if datetime.fromisoformat(date) < horizon]:
-        del recent[send_id]
-
-
-def _hints(collection: Collection, disposition: str, **extra: Any) -> dict[str, Any]:
-    write: Any = disposition
-    if disposition == "delete-insert":
-        write = {"disposition": "merge", "strategy": "delete-insert"}
-    return {
-        "name": collection.name,
-        "primary_key": list(collection.table_key),
-        "write_disposition": write,
-        "columns": rows.dlt_columns(collection),
-        **extra,
-    }
-
-
-def _resource(collection: Collection, fetch: Any, disposition: str) -> DltResource:
-    resource: DltResource = dlt.resource(fetch, **_hints(collection, disposition))
-    return resource
-
-
-def _soap_resource(collection: Collection, fetch: Any) -> DltResource:
-    """A SOAP collection merged on its key, staged as unique unless told otherwise."""
-    return _resource(collection, fetch, "merge").apply_hints(
-        additional_table_hints={DEDUPLICATED: True}
-    )
-
-
-def _transformer(
-    collection: Collection, fetch: Any, parent: DltResource, disposition: str, **extra: Any
-) -> DltResource:
-    hints = _hints(collection, disposition, **extra)
-    transformer: DltResource = dlt.transformer(fetch, data_from=parent, **hints)
-    return transformer
-
-
-def _batches(pages: Iterable[Sized], at_least: int) -> Iterator[list[Any]]:
-    """Consecutive pages grouped until a group holds ``at_least`` rows."""
-    batch: list[Any] = []
-    size = 0
-    for page in pages:
-        batch.append(page)
-        size += len(page)
-        if size >= at_least:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
-def _forget_older(seen: dict[str, str], horizon: timedelta) -> None:
-    """Keep only the campaigns a later run's overlap can read again."""
-    if seen:
-        newest = max(seen.values())
-        oldest = (datetime.fromisoformat(newest) - horizon).isoformat() if newest else ""
-        for campaign_id in [c for c, stamp in seen.items() if stamp < oldest]:
-            del seen[campaign_id]
+def apply_dlt_settings() -> None:
+    """What this source needs of dlt, set when a source is made (never at import): no
+    telemetry unless the user asks for it, and Arrow pages given the same ``_dlt_id`` and
+    ``_dlt_load_id`` columns as dict rows."""
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
+    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+    dlt_logger = logging.getLogger("dlt")
+    if _JSON_TEXT not in dlt_logger.filters:
+        dlt_logger.addFilter(_JSON_TEXT)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeAlias
 
 from sfmc_source.errors import ConfigError
 
@@ -23,16 +25,114 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Rest:
+    """Read with REST GETs of ``path`` (``{id}``: each parent row's id), paged by the
+    paginator of that name (``paging.PAGINATORS``)."""
+
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+    paginator: str = "pages"
+    note: str = ""  # said after the path, for people
+
+    @property
+    def api(self) -> str:
+        return f"REST GET /{self.path}{f' ({self.note})' if self.note else ''}"
+
+
+@dataclass(frozen=True)
+class Soap:
+    """Read with SOAP Retrieves of ``object``; ``describe``: a Describe first names the
+    properties this tenant cannot return (they stay null)."""
+
+    object: str
+    describe: bool = False
+
+    @property
+    def api(self) -> str:
+        return f"SOAP Retrieve {self.object}"
+
+
+@dataclass(frozen=True)
+class Nested:
+    """Rows shaped from arrays inside each parent record, read with it; ``parent_key`` names
+    each of the row's columns that holds a column of the parent's key."""
+
+    arrays: tuple[str, ...]
+    parent_key: tuple[tuple[str, str], ...]
+
+    def api(self, parent: str) -> str:
+        arrays = " and ".join(self.arrays)
+        return f"the {arrays} of each {parent.removesuffix('s')} version"
+
+
+# ---- how a collection stays incremental: each says so for ``sfmc-source collections`` ----
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Rows whose ``column`` moved past the highest loaded, less ``overlap``: a filter, or
+    for a listing ordered newest first, paging that stops past the cursor. ``recent``: the
+    rows of that many days back are read again by id, with those a dependency found new
+    events for (their counters move without ``column`` moving)."""
+
+    column: str = "modified_date"
+    overlap: timedelta = timedelta(hours=1)
+    newest_first: bool = False
+    recent: timedelta | None = None
+    backfill: bool = False  # a first sync starts --backfill-days back, not at the beginning
+    recent_dates: tuple[str, str] = ("", "")  # what dates a row for ``recent``: one, else two
+
+
+@dataclass(frozen=True)
+class EventWindows:
+    """Half-open windows of ``column`` from the cursor less ``overlap`` (late events) to now;
+    a first sync starts --backfill-days back."""
+
+    column: str = "event_date"
+    overlap: timedelta = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class ChangedParents:
+    """Read again for each parent row whose modified date moved; they replace that parent's."""
+
+
+@dataclass(frozen=True)
+class ParentKeys:
+    """The rows whose ``column`` the parent's rows name, ``batch`` keys a request; every row
+    on a unit's first sync and on a full refresh."""
+
+    column: str
+    batch: int = 100
+
+
+@dataclass(frozen=True)
+class Listed:
+    """Listed in full every run."""
+
+    why: str = ""
+
+
+Strategy: TypeAlias = Cursor | EventWindows | ChangedParents | ParentKeys | Listed
+
+
+@dataclass(frozen=True)
 class Collection:
+    """One table: everything a collection is, declared once. The resource, its load group,
+    ``collections``' prose and ``check``'s probe are derived from it."""
+
     name: str
-    api: str  # what it reads, for people
     primary_key: tuple[str, ...]
-    strategy: str  # how it stays incremental, for people
     permission: str  # the Installed Package permission it needs (the seed's table)
     columns: tuple[Column, ...]
-    cursor: str | None = None
+    source: Rest | Soap | Nested
+    incremental: Strategy
     parent: str | None = None
-    soap_object: str | None = None  # the SOAP object it retrieves; None for REST
+    # None: merged on the key. A tuple: each load replaces the rows of the units (and of the
+    # values of these columns) it read, so rows SFMC removed go too.
+    replaced_by: tuple[str, ...] | None = None
+    # The collections whose learned state this one reads (their group loads first).
+    depends_on: tuple[str, ...] = ()
 
     @property
     def table_key(self) -> tuple[str, ...]:
@@ -43,6 +143,29 @@ class Collection:
     def table_columns(self) -> tuple[Column, ...]:
         """The warehouse columns: the collection's, then the business unit's."""
         return (*self.columns, BUSINESS_UNIT_ID)
+
+    @property
+    def cursor(self) -> str | None:
+        return getattr(self.incremental, "column", None)
+
+    @property
+    def soap_object(self) -> str | None:
+        return self.source.object if isinstance(self.source, Soap) else None
+
+    @property
+    def api(self) -> str:
+        """Where it comes from, for people."""
+        if isinstance(self.source, Nested):
+            return self.source.api(self.parent or "")
+        return self.source.api
+
+    @property
+    def strategy(self) -> str:
+        """How it stays incremental, for people."""
+        return describe(self)
+
+    def source_of(self, column: str) -> str:
+        return next(c.source for c in self.columns if c.name == column)
 
 
 # On every row of every table: the MID of the business unit the row was read in.
@@ -61,10 +184,9 @@ TRACKING = "Data > Tracking Events > Read"
 
 CAMPAIGNS = Collection(
     name="campaigns",
-    api="REST GET /hub/v1/campaigns",
+    source=Rest("hub/v1/campaigns", (("$orderBy", "ModifiedDate DESC"),)),
+    incremental=Cursor(newest_first=True),
     primary_key=("id",),
-    cursor="modified_date",
-    strategy="page by ModifiedDate DESC, stop past the cursor",
     permission=HUB,
     columns=_columns(
         ("id", "id"),
@@ -80,10 +202,11 @@ CAMPAIGNS = Collection(
 
 CAMPAIGN_ASSETS = Collection(
     name="campaign_assets",
-    api="REST GET /hub/v1/campaigns/{id}/assets",
-    primary_key=("id",),
+    source=Rest("hub/v1/campaigns/{id}/assets"),
+    incremental=ChangedParents(),
     parent="campaigns",
-    strategy="re-read the assets of changed campaigns (all campaigns on a full refresh)",
+    replaced_by=("campaign_id",),
+    primary_key=("id",),
     permission=HUB,
     columns=_columns(
         ("id", "id"),
@@ -97,12 +220,10 @@ CAMPAIGN_ASSETS = Collection(
 )
 
 LISTS = Collection(
-    soap_object="List",
     name="lists",
-    api="SOAP Retrieve List",
+    source=Soap("List", describe=True),
+    incremental=Cursor(),
     primary_key=("id",),
-    cursor="modified_date",
-    strategy="ModifiedDate filter from the cursor",
     permission=CONTACTS,
     columns=_columns(
         ("id", "ID", "bigint"),
@@ -128,9 +249,13 @@ LISTS = Collection(
 
 INTERACTIONS = Collection(
     name="interactions",
-    api="REST GET /interaction/v1/interactions (all versions)",
+    source=Rest(
+        "interaction/v1/interactions",
+        (("mostRecentVersionOnly", "false"), ("$orderBy", "ModifiedDate DESC")),
+        note="all versions",
+    ),
+    incremental=Listed("stats are live counters (one request per 50 versions)"),
     primary_key=("id", "version"),
-    strategy="listed in full every run: stats are live counters (one request per 50 versions)",
     permission=JOURNEYS,
     columns=_columns(
         ("id", "id"),
@@ -190,10 +315,13 @@ def _schema_columns() -> tuple[Column, ...]:
 
 GOALS = Collection(
     name="goals",
-    api="the goals and exits of each interaction version",
-    primary_key=("interaction_id", "interaction_version", "key"),
+    source=Nested(
+        ("goals", "exits"), (("interaction_id", "id"), ("interaction_version", "version"))
+    ),
+    incremental=Listed(),
     parent="interactions",
-    strategy="with their interaction: every version's goals replaced on every run",
+    replaced_by=(),
+    primary_key=("interaction_id", "interaction_version", "key"),
     permission=JOURNEYS,
     columns=_columns(
         ("interaction_id", "interaction_id"),
@@ -224,13 +352,11 @@ GOALS = Collection(
 )
 
 SUBSCRIBERS = Collection(
-    soap_object="Subscriber",
     name="subscribers",
-    api="SOAP Retrieve Subscriber",
-    primary_key=("id",),
+    source=Soap("Subscriber"),
+    incremental=ParentKeys("subscriber_key"),
     parent="list_subscribers",
-    strategy="the subscribers of changed list memberships, 100 SubscriberKeys a request "
-    "(Subscriber has no ModifiedDate); all of them on a first sync or a full refresh",
+    primary_key=("id",),
     permission=CONTACTS,
     columns=_columns(
         ("id", "ID", "bigint"),
@@ -247,12 +373,10 @@ SUBSCRIBERS = Collection(
 )
 
 LIST_SUBSCRIBERS = Collection(
-    soap_object="ListSubscriber",
     name="list_subscribers",
-    api="SOAP Retrieve ListSubscriber",
+    source=Soap("ListSubscriber"),
+    incremental=Cursor(),
     primary_key=("list_id", "subscriber_key"),
-    cursor="modified_date",
-    strategy="ModifiedDate filter from the cursor",
     permission=CONTACTS,
     columns=_columns(
         ("list_id", "ListID", "bigint"),
@@ -266,14 +390,24 @@ LIST_SUBSCRIBERS = Collection(
     ),
 )
 
+# The object each event collection reads.
+EVENT_OBJECTS = {
+    "sent_events": "SentEvent",
+    "open_events": "OpenEvent",
+    "click_events": "ClickEvent",
+    "bounce_events": "BounceEvent",
+    "unsub_events": "UnsubEvent",
+    "not_sent_events": "NotSentEvent",
+}
+
 SENDS = Collection(
-    soap_object="Send",
     name="sends",
-    api="SOAP Retrieve Send",
+    source=Soap("Send"),
+    incremental=Cursor(
+        recent=timedelta(days=30), recent_dates=("send_date", "created_date"), backfill=True
+    ),
+    depends_on=tuple(EVENT_OBJECTS),
     primary_key=("id",),
-    cursor="modified_date",
-    strategy="ModifiedDate filter from the cursor, plus a re-read by ID of the sends of the "
-    "last 30 days and of those with new tracking events (counters move without ModifiedDate)",
     permission=EMAIL,
     columns=_columns(
         ("id", "ID", "bigint"),
@@ -341,34 +475,19 @@ EVENT_EXTRAS = {
     "UnsubEvent": _columns(("is_master_unsubscribed", "IsMasterUnsubscribed", "bool")),
     "NotSentEvent": (),
 }
-EVENTS_STRATEGY = (
-    "half-open EventDate windows from the cursor less 6 hours (late events) to now; a first "
-    "sync starts --backfill-days (730) back, in 30-day windows that widen while quiet"
-)
 
 
 def _event_collection(name: str, object_type: str) -> Collection:
     return Collection(
         name=name,
-        api=f"SOAP Retrieve {object_type}",
-        soap_object=object_type,
+        source=Soap(object_type),
+        incremental=EventWindows(),
         primary_key=("event_key",),
-        cursor="event_date",
-        strategy=EVENTS_STRATEGY,
         permission=TRACKING,
         columns=(EVENT_KEY, *EVENT_COLUMNS, *EVENT_EXTRAS[object_type]),
     )
 
 
-# The object each event collection reads.
-EVENT_OBJECTS = {
-    "sent_events": "SentEvent",
-    "open_events": "OpenEvent",
-    "click_events": "ClickEvent",
-    "bounce_events": "BounceEvent",
-    "unsub_events": "UnsubEvent",
-    "not_sent_events": "NotSentEvent",
-}
 EVENTS = tuple(_event_collection(name, obj) for name, obj in EVENT_OBJECTS.items())
 
 COLLECTIONS = {
@@ -397,3 +516,79 @@ def selected(names: Sequence[str] | None) -> set[str]:
             f"unknown collection {', '.join(unknown)}; choose from {', '.join(COLLECTIONS)}"
         )
     return wanted | {p for p in (COLLECTIONS[n].parent for n in wanted) if p}
+
+
+def load_groups() -> tuple[tuple[str, ...], ...]:
+    """The collections loaded together: each collection without a parent with those read
+    from it. A group whose collections depend on another's learned state loads after it."""
+    groups = [(c.name, *_descendants(c.name)) for c in COLLECTIONS.values() if c.parent is None]
+    ordered: list[tuple[str, ...]] = []
+    while groups:
+        ready = next(g for g in groups if not _needs(g, groups))
+        ordered.append(ready)
+        groups.remove(ready)
+    return tuple(ordered)
+
+
+def _descendants(name: str) -> list[str]:
+    children = [c.name for c in COLLECTIONS.values() if c.parent == name]
+    return [d for child in children for d in (child, *_descendants(child))]
+
+
+def _needs(group: tuple[str, ...], waiting: list[tuple[str, ...]]) -> bool:
+    """Whether ``group`` depends on a collection of another group not yet ordered."""
+    needed = {d for name in group for d in COLLECTIONS[name].depends_on}
+    pending = {n for g in waiting if g is not group for n in g}
+    return bool(needed & pending)
+
+
+def describe(collection: Collection) -> str:
+    """How ``collection`` stays incremental, in words derived from its declaration."""
+    how = collection.incremental
+    parent = COLLECTIONS[collection.parent] if collection.parent else None
+    if isinstance(how, Cursor):
+        return _describe_cursor(collection, how)
+    if isinstance(how, EventWindows):
+        field = collection.source_of(how.column)
+        return (
+            f"half-open {field} windows from the cursor less {_hours(how.overlap)} (late "
+            "events) to now; a first sync starts --backfill-days back, in 30-day windows "
+            "that widen while quiet"
+        )
+    if isinstance(how, ChangedParents):
+        assert parent is not None
+        return (
+            f"re-read for each changed row of {parent.name} (all of them on a full refresh); "
+            f"they replace that row's {collection.name}"
+        )
+    if isinstance(how, ParentKeys):
+        assert parent is not None
+        key = collection.source_of(how.column)
+        return (
+            f"the {collection.name} of changed {parent.name}, {how.batch} {key}s a request; "
+            "all of them on a first sync or a full refresh"
+        )
+    replaced = "" if collection.replaced_by is None else "; each run replaces the unit's"
+    if isinstance(collection.source, Nested):
+        assert parent is not None
+        return f"read with {parent.name}, listed in full every run{replaced}"
+    return f"listed in full every run{f': {how.why}' if how.why else ''}{replaced}"
+
+
+def _describe_cursor(collection: Collection, how: Cursor) -> str:
+    field = collection.source_of(how.column)
+    if how.newest_first:
+        text = f"page by {field} DESC, stop past the cursor"
+    else:
+        text = f"{field} filter from the cursor"
+    if how.recent is not None:
+        readers = ", ".join(collection.depends_on)
+        text += (
+            f", plus a re-read by ID of those of the last {how.recent.days} days and of those "
+            f"{readers} found new events for (counters move without {field})"
+        )
+    return text
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:g} hours"

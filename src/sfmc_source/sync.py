@@ -33,19 +33,12 @@ from sfmc_source.history import STATE_TABLE, CollectionResult, record_runs
 from sfmc_source.report import Quiet, Reporter, reporter_for
 from sfmc_source.schedule import warehouse_lock
 from sfmc_source.source import RETENTION, sfmc_source
-from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, EVENTS, selected
+from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, load_groups, selected
 from sfmc_source.timefmt import SYSTEM_TIME
 
 UNIT = BUSINESS_UNIT_ID.name
 # Collections loaded together: a child is read from what its parent read.
-GROUPS = (
-    ("campaigns", "campaign_assets"),
-    ("lists",),
-    ("interactions", "goals"),
-    ("list_subscribers", "subscribers"),
-    ("sends",),
-    *((c.name,) for c in EVENTS),
-)
+GROUPS = load_groups()
 
 
 @dataclass
