@@ -266,8 +266,9 @@ def rest_pages(
     client: SfmcClient, path: str, params: dict[str, Any], label: str
 ) -> Iterator[list[Any]]:
     """Every page of a REST collection: ``$page``/``$pageSize`` until ``count`` items arrived or
-    a page is empty. A short page before ``count`` means keep going (sfmc-api.md §2.4); a page
-    that repeats the previous one is an error, not a loop."""
+    a page is empty. A short page before ``count`` means keep going
+    (docs/sfmc-api.md#journey-paging); a page that repeats the previous one is an error, not a
+    loop."""
     page, seen, previous = 1, 0, None
     while True:
         body = client.get_json(path, {**params, "$page": page, "$pageSize": PAGE_SIZE}, label)

@@ -56,7 +56,8 @@ from sfmc_source.specs import (
 from sfmc_source.timefmt import SYSTEM_TIME
 
 OVERLAP = timedelta(hours=1)
-# Tracking events can arrive late (sfmc-api.md §6): each run re-reads a few hours of them.
+# Tracking events can arrive late (docs/sfmc-api.md#tracking-events): each run re-reads a few
+# hours of them.
 EVENTS_OVERLAP = timedelta(hours=6)
 # SFMC keeps send and engagement data this long; a first sync reads this far back.
 RETENTION = timedelta(days=730)
