@@ -1,7 +1,7 @@
 """The client side of SOAP (``sfmc_source.soap``): envelopes, filters, pages, Describe, faults.
 
 Pure tests build envelopes and read them back with lxml, and parse hand-written responses in
-the shapes of sfmc-api.md §3.4–3.7. Round-trip tests send what ``soap`` builds to the emulator
+the shapes of docs/sfmc-api.md#soap. Round-trip tests send what ``soap`` builds to the emulator
 over a socket and compare what ``soap`` reads back with the emulator's own data.
 """
 
@@ -357,7 +357,8 @@ def response(
     status: str = "OK",
     request_id: str | None = "f06cc504-0000-4000-8000-e420ed248e72",
 ) -> bytes:
-    """A RetrieveResponseMsg in SFMC's envelope, header and all (sfmc-api.md §3.4)."""
+    """A RetrieveResponseMsg in SFMC's envelope, header and all
+    (docs/sfmc-api.md#retrieve-response)."""
     request_id_element = "" if request_id is None else f"<RequestID>{request_id}</RequestID>"
     rows = "".join(f'<Results xsi:type="List">{inner}</Results>' for inner in results)
     return (

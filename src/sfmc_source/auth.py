@@ -1,4 +1,4 @@
-"""OAuth2 client credentials for SFMC, as one ``httpx.Auth`` (sfmc-api.md §1).
+"""OAuth2 client credentials for SFMC, as one ``httpx.Auth`` (docs/sfmc-api.md#auth).
 
 The token is fetched lazily, reused until shortly before ``expires_in`` runs out (never earlier
 than three quarters of its lifetime), and refreshed once, with one retry, when a REST call gets

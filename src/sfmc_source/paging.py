@@ -1,4 +1,5 @@
-"""The paging contracts, both in one place: REST ``$page``/``$pageSize`` listings and SOAP
+"""The paging contracts, both in one place (docs/sfmc-api.md#rest-paging and
+docs/sfmc-api.md#soap-paging): REST ``$page``/``$pageSize`` listings and SOAP
 ``Retrieve`` → ``ContinueRequest`` chains. Each takes a client and a request and yields pages
 until the response says there are no more; a spec row names its REST paginator
 (``PAGINATORS``).
@@ -27,8 +28,9 @@ def rest_pages(
     client: SfmcClient, path: str, params: dict[str, Any], label: str
 ) -> Iterator[list[Any]]:
     """Every page of a REST collection: ``$page``/``$pageSize`` until ``count`` items arrived
-    or a page is empty. A short page before ``count`` means keep going (SFMC's journeys
-    listing sends them); a page that repeats the previous one is an error, not a loop."""
+    or a page is empty. A short page before ``count`` means keep going
+    (docs/sfmc-api.md#journey-paging); a page that repeats the previous one is an error, not
+    a loop."""
     page, seen, previous = 1, 0, None
     while True:
         body = client.get_json(path, {**params, "$page": page, "$pageSize": PAGE_SIZE}, label)

@@ -1,15 +1,16 @@
 """SFMC's SOAP API from the client side: build request envelopes, read responses. No HTTP here.
 
-Requests (sfmc-api.md §3.1–3.3, §3.7) are SOAP 1.1 envelopes with the access token in a
+Requests (docs/sfmc-api.md#soap) are SOAP 1.1 envelopes with the access token in a
 ``fueloauth`` header, ``RetrieveRequest`` children in WSDL order and ``xsi:type`` on every
 filter part; every text is XML-escaped.
 
 Responses are read with lxml with entities, DTDs and network access off. A Retrieve page is
 streamed one ``<Results>`` at a time and each is dropped once read, so a 2,500-row page costs
-little memory. A row (§3.4) holds exactly the requested properties: an absent or ``xsi:nil``
-element is ``None``, an empty one ``""``, other text is kept as written; ``Client.ID`` is read
-from ``<Client><ID>``, and ``PartnerProperties`` (and DataExtensionObject ``Properties``)
-Name/Value pairs count as properties named by their ``Name``.
+little memory. A row (docs/sfmc-api.md#retrieve-response) holds exactly the requested
+properties: an absent or ``xsi:nil`` element is ``None``, an empty one ``""``, other text is
+kept as written; ``Client.ID`` is read from ``<Client><ID>``, and ``PartnerProperties`` (and
+DataExtensionObject ``Properties``) Name/Value pairs count as properties named by their
+``Name``.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def retrieve_envelope(
     continue_request: str | None = None,
     client_ids: Sequence[int] = (),
 ) -> bytes:
-    """A Retrieve request envelope, children in WSDL order (sfmc-api.md §3.2).
+    """A Retrieve request envelope, children in WSDL order (docs/sfmc-api.md#retrieve-request).
 
     With ``continue_request`` the whole request is repeated with ``<ContinueRequest>`` added,
     the form zeep-based clients send; SFMC reads the continuation and ignores the rest.
@@ -114,7 +115,7 @@ def retrieve_envelope(
 
 
 def describe_envelope(token: str, object_type: str) -> bytes:
-    """A Describe request envelope for one object type (sfmc-api.md §3.7)."""
+    """A Describe request envelope for one object type (docs/sfmc-api.md#describe)."""
     return _envelope(
         token,
         f'<DefinitionRequestMsg xmlns="{PARTNER}"><DescribeRequests><ObjectDefinitionRequest>'
@@ -125,7 +126,8 @@ def describe_envelope(token: str, object_type: str) -> bytes:
 
 def format_date_value(instant: datetime) -> str:
     """An aware instant as a filter ``DateValue`` with an explicit offset, in system time with
-    milliseconds (``2024-06-01T00:00:00.000-06:00``), which SFMC converts correctly (§4.3)."""
+    milliseconds (``2024-06-01T00:00:00.000-06:00``), which SFMC converts correctly
+    (docs/sfmc-api.md#dates-in-filters)."""
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"a filter date needs a time zone: {instant.isoformat()}")
     return instant.astimezone(SYSTEM_TIME).isoformat(timespec="milliseconds")
@@ -243,7 +245,8 @@ _PARSER_OPTIONS: dict[str, Any] = {
 def parse_retrieve(
     content: bytes, properties: Sequence[str], *, object_type: str | None = None
 ) -> RetrievePage:
-    """Read a RetrieveResponseMsg into rows keyed by the requested ``properties`` (§3.4).
+    """Read a RetrieveResponseMsg into rows keyed by the requested ``properties``
+    (docs/sfmc-api.md#retrieve-response).
 
     Raises ``ResponseError`` for malformed XML or a body without ``OverallStatus``;
     ``object_type`` only names the object in that message. The status is not judged here:

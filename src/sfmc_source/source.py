@@ -50,7 +50,8 @@ from sfmc_source.state import HighWater, dated, learned, since, unit_state, with
 from sfmc_source.tally import DELETED, Tally
 from sfmc_source.timefmt import SYSTEM_TIME
 
-# Tracking events can arrive late: each run re-reads a few hours of them (the spec rows).
+# Tracking events can arrive late (docs/sfmc-api.md#incremental-extraction): each run
+# re-reads a few hours of them (the spec rows).
 EVENTS_OVERLAP = EventWindows().overlap
 # SFMC keeps send and engagement data this long; a first sync reads this far back.
 RETENTION = timedelta(days=730)

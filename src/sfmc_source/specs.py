@@ -445,8 +445,9 @@ SENDS = Collection(
     ),
 )
 
-# The natural key of an event (sfmc-api.md §3.9) may hold a null SubscriberKey, which no
-# primary key column can: ``event_key`` joins its parts into one text (``shape_events``).
+# The natural key of an event (docs/sfmc-api.md#event-natural-key) may hold a null
+# SubscriberKey, which no primary key column can: ``event_key`` joins its parts into one text
+# (``shape_events``).
 EVENT_KEY = Column("event_key", "SendID|EventType|SubscriberKey|EventDate|BatchID[|URL]")
 EVENT_COLUMNS = _columns(
     ("send_id", "SendID", "bigint"),

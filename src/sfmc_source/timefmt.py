@@ -1,9 +1,9 @@
 """SFMC timestamps: how the platform writes them and how to read them back.
 
 SFMC's system clock is US Central Standard Time fixed at UTC−06:00, with no daylight saving
-(sfmc-api.md §4). SOAP and most REST payloads carry naive strings in that zone with 0–3
-fractional digits (``2024-04-24T12:18:43.47``); some endpoints add ``Z`` or an offset and up to
-7 fractional digits. ``0001-01-01T00:00:00`` means "never".
+(docs/sfmc-api.md#time-zones). SOAP and most REST payloads carry naive strings in that zone
+with 0–3 fractional digits (``2024-04-24T12:18:43.47``); some endpoints add ``Z`` or an offset
+and up to 7 fractional digits. ``0001-01-01T00:00:00`` means "never".
 """
 
 from __future__ import annotations

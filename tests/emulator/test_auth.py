@@ -1,4 +1,5 @@
-"""The token endpoint and how REST treats tokens: sfmc-api.md §1 and §2.8."""
+"""The token endpoint and how REST treats tokens: docs/sfmc-api.md#auth and
+docs/sfmc-api.md#rest-errors."""
 
 from __future__ import annotations
 

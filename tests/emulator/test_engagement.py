@@ -1,6 +1,6 @@
-"""The emulator's engagement objects (sfmc-api.md §3.9): Subscriber, ListSubscriber, Send and
-the tracking events, read over a real socket with the project's own SOAP client, and compared
-with the emulator's stored data."""
+"""The emulator's engagement objects (docs/sfmc-api.md#objects): Subscriber, ListSubscriber,
+Send and the tracking events, read over a real socket with the project's own SOAP client, and
+compared with the emulator's stored data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST conformance: hub campaigns, campaign assets and journeys (sfmc-api.md §2)."""
+"""REST conformance: hub campaigns, campaign assets and journeys (docs/sfmc-api.md#rest)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Conformance of the emulator's SOAP side with sfmc-api.md section 3 (SOAP) and 4 (time zones).
+"""Conformance of the emulator's SOAP side with docs/sfmc-api.md#soap and
+docs/sfmc-api.md#time-zones.
 
 Every test talks to a real socket and reads the answer with lxml by namespace, the way a
 client would. Expected values are computed from the emulator's own data, never hard-coded.
@@ -51,7 +52,8 @@ RETRIEVE_ID = (
     "<Properties>ID</Properties></RetrieveRequest></RetrieveRequestMsg>"
 )
 
-# WSDL element order: APIObject's part, then List's own (sfmc-api.md 3.4 and 3.9).
+# WSDL element order: APIObject's part, then List's own (docs/sfmc-api.md#retrieve-response,
+# docs/sfmc-api.md#list).
 LIST_ORDER = (
     "Client", "PartnerKey", "PartnerProperties", "CreatedDate", "ModifiedDate", "ID", "ObjectID",
     "CustomerKey", "Owner", "CorrelationID", "ObjectState", "ListName", "Category", "Type",
@@ -162,7 +164,7 @@ def soap_text(data: Any) -> str:
 
 
 def expected_row(fields: Fields, requested: Sequence[str], null_style: str = "missing") -> Row:
-    """What sfmc-api.md 3.4 says a row looks like after flattening."""
+    """What docs/sfmc-api.md#retrieve-response says a row looks like after flattening."""
     row: Row = {}
     for name in {*requested, *ALWAYS_RETURNED}:
         data = fields.get(name) if name in requested else None

@@ -1,7 +1,7 @@
 """End to end: real syncs (real dlt pipelines, DuckDB files, Postgres schemas) against the
 emulator over real sockets, checked against the emulator's own data, column by column.
 
-Expected rows are computed here from the emulator's records (PRODUCT.md §4), never through the
+Expected rows are computed here from the emulator's records (README.md#tables), never through the
 product's specs or row shaping, so a wrong mapping, type or time zone shows up as a diff.
 
 Postgres is the server at ``SFMC_TEST_POSTGRES`` (default
@@ -174,7 +174,7 @@ def client_factory() -> Iterator[Callable[..., SfmcClient]]:
         client.close()
 
 
-# ---- what the warehouse must hold (PRODUCT.md §4), computed from the emulator's records ----
+# ---- what the warehouse must hold (README.md#tables), computed from the emulator's records ----
 
 PRIMARY_KEYS = {
     "campaigns": ("id",),
@@ -292,7 +292,7 @@ COLUMNS = {
     "goals": ("interaction_id", "interaction_version", "key", *GOAL_FIELDS),
 }
 
-# Warehouse types (PRODUCT.md §4 "Types"); every column not named here is text.
+# Warehouse types (README.md#tables); every column not named here is text.
 KINDS: dict[str, dict[str, str]] = {
     "campaigns": {"favorite": "bool", "created_date": "timestamp", "modified_date": "timestamp"},
     "campaign_assets": {"created_date": "timestamp"},

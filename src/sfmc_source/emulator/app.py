@@ -75,8 +75,8 @@ class Faults:
 
 @dataclass
 class EmulatorConfig:
-    """Everything that makes one emulated tenant. Defaults follow sfmc-api.md; the variant
-    knobs choose between shapes the facts leave uncertain."""
+    """Everything that makes one emulated tenant. Defaults follow docs/sfmc-api.md; the variant
+    knobs choose between shapes the facts leave uncertain (docs/sfmc-api.md#confidence-labels)."""
 
     seed: int = 1
     sizes: Sizes = field(default_factory=Sizes)

@@ -1,4 +1,5 @@
-"""The emulator's auth host: ``POST /v2/token`` and the tokens it has issued (sfmc-api.md §1)."""
+"""The emulator's auth host: ``POST /v2/token`` and the tokens it has issued
+(docs/sfmc-api.md#auth)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ READ_SCOPES = (
     "data_extensions_read",
     "tracking_events_read",
 )
-# Real token scope strings start with "offline" and list many unrelated scopes (sfmc-api.md §1.3).
+# Real token scope strings start with "offline" and list many unrelated scopes
+# (docs/sfmc-api.md#token-response).
 UNRELATED_SCOPES = (
     "documents_and_images_read",
     "saved_content_read",

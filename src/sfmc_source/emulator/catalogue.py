@@ -2,7 +2,8 @@
 
 Each object is one row: its name, the scope its package needs, its properties in WSDL order
 (that is the order SFMC writes them) with their Describe data type, and where its records
-live (sfmc-api.md §3.9): ``Row`` objects, or for tracking events an ``EventTable`` of columns.
+live (docs/sfmc-api.md#objects): ``Row`` objects, or for tracking events an ``EventTable`` of
+columns.
 Data extensions are still to come.
 """
 
@@ -125,7 +126,8 @@ SUBSCRIBER = SoapObject(
     name="Subscriber",
     scope="list_and_subscribers_read",
     properties=(
-        # ModifiedDate is documented but not retrievable (a recorded Describe, §3.9)
+        # ModifiedDate is documented but not retrievable (a recorded Describe,
+        # docs/sfmc-api.md#subscriber)
         *_api_object("CreatedDate", "ID"),
         SoapProperty("EmailAddress", "String", max_length=254),
         SoapProperty("Attributes", "Attribute[]", retrievable=False),
@@ -185,7 +187,7 @@ SEND = SoapObject(
         SoapProperty("IsMultipart", "Boolean"),
         SoapProperty("IsAlwaysOn", "Boolean"),
         SoapProperty("BccEmail", "String"),
-        # accepted, never populated (§3.9)
+        # accepted, never populated (docs/sfmc-api.md#send)
         SoapProperty("EmailID", "Int32"),
     ),
     rows=lambda unit: unit.sends.values(),
@@ -211,7 +213,7 @@ def _tracking_event(name: str, *extra: SoapProperty, pairs: tuple[str, ...] = ()
             SoapProperty("EventType", "EventType"),
             SoapProperty("TriggeredSendDefinitionObjectID", "String", max_length=36),
             SoapProperty("BatchID", "Int32"),
-            # accepted on every event, populated on clicks only (§3.9)
+            # accepted on every event, populated on clicks only (docs/sfmc-api.md#tracking-events)
             *(() if name == "ClickEvent" else (SoapProperty("URL", "String"),)),
             *extra,
         ),
@@ -253,5 +255,6 @@ CATALOGUE: dict[str, SoapObject] = {
     obj.name: obj for obj in (LIST, SUBSCRIBER, LIST_SUBSCRIBER, SEND, *TRACKING_EVENTS)
 }
 
-# Written on every Results element whether requested or not (sfmc-api.md §3.4).
+# Written on every Results element whether requested or not
+# (docs/sfmc-api.md#retrieve-response).
 ALWAYS_RETURNED = frozenset({"PartnerKey", "ObjectID"})

@@ -96,7 +96,7 @@ class Mutations:
     subscriber has none); asset changes touch their campaign. Tracking events are only added
     (``add("OpenEvent", SendID=..., EventDate=...)``), with any ``EventDate``, even a past one:
     a late event. They move their send's counters but not its ModifiedDate, the pessimistic
-    reading of sfmc-api.md §3.9.
+    reading of docs/sfmc-api.md#send.
     """
 
     def __init__(self, units: dict[int, BusinessUnit], clock: Clock, default_mid: int) -> None:

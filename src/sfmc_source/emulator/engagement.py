@@ -3,7 +3,8 @@
 Every subscriber is in the unit's All Subscribers list and maybe in a few others. Each send
 goes to a sample of subscribers: most get a SentEvent, some a NotSentEvent; some sent emails
 bounce, some are opened (a few twice), some openers click and a few unsubscribe. A send's
-counters are counted from its events. Some events carry no SubscriberKey (sfmc-api.md §3.9).
+counters are counted from its events. Some events carry no SubscriberKey
+(docs/sfmc-api.md#tracking-events).
 
 Events are generated straight into columns (``tracking.EventTable``), their dates in whole
 microseconds, so that a million of them take a few seconds; the random draws are the ones the

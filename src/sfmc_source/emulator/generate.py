@@ -3,7 +3,7 @@
 The same seed and sizes always give the same tenant. Values include what breaks connectors:
 unicode and emoji, quotes, SQL-looking text, empty strings, nulls and missing keys, long
 descriptions, numeric-looking strings, both documented shapes of goal ``arguments`` and
-journeys without ``stats`` (sfmc-api.md §2).
+journeys without ``stats`` (docs/sfmc-api.md#goals, docs/sfmc-api.md#journeys).
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ def rest_error(
     documentation: str = ERROR_DOCS,
     **extra: Any,
 ) -> Response:
-    """A REST error body as SFMC writes it: lower-case ``errorcode`` (sfmc-api.md §2.8)."""
+    """A REST error body as SFMC writes it: lower-case ``errorcode``
+    (docs/sfmc-api.md#rest-errors)."""
     body: dict[str, Any] = {"message": message}
     if errorcode is not None:
         body["errorcode"] = errorcode

@@ -1,7 +1,8 @@
 """The emulator's REST endpoints: hub campaigns, campaign assets and journeys (interactions).
 
-Envelopes, paging, sorting, filters and error bodies follow sfmc-api.md §2. Each route is a
-row: path pattern, the label the request log counts it under, the scope it needs, a handler.
+Envelopes, paging, sorting, filters and error bodies follow docs/sfmc-api.md#rest. Each route
+is a row: path pattern, the label the request log counts it under, the scope it needs, a
+handler.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class BadRequest(Exception):
 
 @dataclass
 class RestOptions:
-    """Variants of facts sfmc-api.md marks uncertain, so tests can cover each."""
+    """Variants of facts docs/sfmc-api.md#rest marks uncertain, so tests can cover each."""
 
     assets_envelope: str = "items"  # items | entities | list (a bare JSON array)
     page_size_echo: str = "served"  # served | requested

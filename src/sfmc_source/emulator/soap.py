@@ -3,7 +3,7 @@
 Requests are parsed with lxml with entities, DTDs and network access off. Responses are
 written as text, the way SFMC writes them: unprefixed children in the partnerAPI namespace,
 ``xsi:nil`` or a missing element for null, ``<X />`` for an empty string, naive timestamps in
-system time (sfmc-api.md §3).
+system time (docs/sfmc-api.md#retrieve-response).
 """
 
 from __future__ import annotations
