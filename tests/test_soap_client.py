@@ -18,7 +18,7 @@ from lxml import etree
 
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, Sizes
 from sfmc_source.emulator.data import Fields
-from sfmc_source.errors import PermissionDenied, RequestRejected, ResponseError
+from sfmc_source.errors import PermissionDenied, PropertyRefused, RequestRejected, ResponseError
 from sfmc_source.soap import (
     PARTNER,
     SOAP_ENV,
@@ -759,7 +759,7 @@ def test_ok_and_more_data_pass(status: str, request_id: str | None) -> None:
         pytest.param(
             NOT_A_FIELD,
             "r-1",
-            RequestRejected,
+            PropertyRefused,
             f"SOAP Retrieve of List failed: {NOT_A_FIELD}",
             id="property",
         ),
@@ -1067,3 +1067,10 @@ def test_malformed_page_from_the_emulator_raises_response_error(
     assert first.more and len(first.rows) == 10
     with pytest.raises(ResponseError, match=r"^malformed SOAP response for List: "):
         retrieve(session, "List", ["ID"], batch_size=10, continue_request=first.request_id)
+
+
+def test_a_refused_property_is_named_by_its_error() -> None:
+    status = "Error: The Request Property(s) Client.UserID, Client.ModifiedBy do not match with"
+    with pytest.raises(PropertyRefused) as caught:
+        raise_for_status(RetrievePage(status, None, []), "List")
+    assert caught.value.properties == ("Client.ModifiedBy", "Client.UserID")

@@ -139,21 +139,24 @@ class UnitRun:
         self.full_refresh, self.now, self.first = full_refresh, now, first
 
     def root(self, spec: Collection) -> Callable[[], Iterator[Item]]:
-        how = spec.incremental
+        """The function dlt calls for a collection without a parent; a row whose strategy
+        has no reader here fails when the source is made, never silently."""
+        how: Any = spec.incremental
+        if isinstance(how, EventWindows):
+            method: Callable[[Collection, Any], Iterator[Item]] = self._event_rows
+        elif isinstance(how, Cursor) and isinstance(spec.source, Rest):
+            method = self._newest_first
+        elif isinstance(how, Cursor):
+            method = self._by_cursor
+        else:
+            raise NotImplementedError(f"{spec.name}: no reader for {how} at the root")
 
         def read() -> Iterator[Item]:
-            if isinstance(how, EventWindows):
-                yield from self._event_rows(spec, how)
-            elif isinstance(how, Cursor) and isinstance(spec.source, Rest):
-                yield from self._newest_first(spec, how)
-            elif isinstance(how, Cursor):
-                yield from self._by_cursor(spec, how)
-            else:
-                raise NotImplementedError(f"{spec.name}: no reader for {how} at the root")
+            yield from method(spec, how)
 
         return read
 
-    def child(self, spec: Collection) -> Callable[[Table], Iterator[Table]]:
+    def child(self, spec: Collection) -> Callable[[Table], Table | Iterator[Table] | None]:
         how = spec.incremental
         if isinstance(how, ChangedParents):
             return self._changed_parents(spec)
@@ -195,18 +198,17 @@ class UnitRun:
         self.tally.settle(spec)
         mark.commit()
 
-    def _changed_parents(self, spec: Collection) -> Callable[[Table], Iterator[Table]]:
+    def _changed_parents(self, spec: Collection) -> Callable[[Table], Table | None]:
         assert spec.parent is not None
         overlap = getattr(COLLECTIONS[spec.parent].incremental, "overlap", timedelta(0))
 
-        def read(parents: Table) -> Iterator[Table]:
+        def read(parents: Table) -> Table | None:
             # parent id → the modified date its rows were read at, for the overlap's parents
             state = unit_state(self.unit)
             seen = state.get(READ_AT, {})
             found, stamps = self.reader.per_parent(spec, parents, seen)
             state[READ_AT] = within({**seen, **stamps}, overlap * 2)
-            if found is not None:
-                yield self.tally.settled(spec, found)
+            return None if found is None else self.tally.settled(spec, found)
 
         return read
 
