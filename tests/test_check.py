@@ -106,8 +106,8 @@ def test_collections_limit_the_permissions_checked(
     checked = [line[7:].split("  ")[0] for line in result.output.splitlines()]
     assert checked == [
         "Credentials and subdomain",
-        "Contacts > Lists and Subscribers > Read",
         "Hub > Campaigns > Read",
+        "Contacts > Lists and Subscribers > Read",
         "Destination",
     ]
     assert emulator.app.log.summary()["total"] == 3  # the token, one campaign, one List row

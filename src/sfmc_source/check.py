@@ -1,9 +1,10 @@
 """``sfmc-source check``: do the credentials work, and does the package have each permission?
 
-Each permission the selected collections need (the seed's table, then the engagement data's)
-is proven by the cheapest request that needs it: one campaign, one journey, a one-row SOAP
-Retrieve of List, of Send and of SentEvent. Then the destination: reachable, and writable in
-the schema (a table created and rolled back), as ``dbt debug`` checks a connection.
+Each permission the selected collections need is proven by the cheapest request that needs
+it, derived from the first spec row that needs it: one item of a REST listing (a campaign, a
+journey) or a one-row SOAP Retrieve of one property (of List, Send, SentEvent). Then the
+destination: reachable, and writable in the schema (a table created and rolled back), as
+``dbt debug`` checks a connection.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sfmc_source.client import SfmcClient
 from sfmc_source.destination import Warehouse
 from sfmc_source.errors import AuthenticationError, PermissionDenied, SfmcError, root_cause
 from sfmc_source.redaction import redact
-from sfmc_source.specs import COLLECTIONS, CONTACTS, EMAIL, HUB, JOURNEYS, TRACKING, selected
+from sfmc_source.specs import COLLECTIONS, Collection, Rest, Soap, selected
 
 CREDENTIALS = "Credentials and subdomain"
 DESTINATION = "Destination"
@@ -31,32 +32,36 @@ class Finding:
     detail: str
 
 
-def _campaigns(client: SfmcClient) -> None:
-    client.get_json("hub/v1/campaigns", {"$page": 1, "$pageSize": 1}, "check")
+def probe(collection: Collection) -> Callable[[SfmcClient], None]:
+    """The cheapest request that needs ``collection``'s permission: one item of its REST
+    listing, or a one-row Retrieve of one property of its SOAP object."""
+    source = collection.source
+    if isinstance(source, Rest):
+        return lambda client: _one_item(client, source.path)
+    assert isinstance(source, Soap)
+    return lambda client: _one_row(client, source.object, collection.probe_property)
 
 
-def _journeys(client: SfmcClient) -> None:
-    client.get_json("interaction/v1/interactions", {"$page": 1, "$pageSize": 1}, "check")
+def _one_item(client: SfmcClient, path: str) -> None:
+    client.get_json(path, {"$page": 1, "$pageSize": 1}, "check")
 
 
-def _one_row(object_type: str, key: str = "ID") -> Callable[[SfmcClient], None]:
-    def probe(client: SfmcClient) -> None:
-        envelope = soap.retrieve_envelope(TOKEN_PLACEHOLDER, object_type, [key], batch_size=1)
-        what = f"SOAP Retrieve of {object_type}"
-        content = client.soap_call("Retrieve", envelope, what, "check")
-        page = soap.parse_retrieve(content, [key], object_type=object_type)
-        soap.raise_for_status(page, object_type)
-
-    return probe
+def _one_row(client: SfmcClient, object_type: str, key: str) -> None:
+    envelope = soap.retrieve_envelope(TOKEN_PLACEHOLDER, object_type, [key], batch_size=1)
+    what = f"SOAP Retrieve of {object_type}"
+    content = client.soap_call("Retrieve", envelope, what, "check")
+    page = soap.parse_retrieve(content, [key], object_type=object_type)
+    soap.raise_for_status(page, object_type)
 
 
-PROBES: tuple[tuple[str, Callable[[SfmcClient], None]], ...] = (
-    (JOURNEYS, _journeys),
-    (CONTACTS, _one_row("List")),
-    (HUB, _campaigns),
-    (EMAIL, _one_row("Send")),
-    (TRACKING, _one_row("SentEvent", "SendID")),
-)
+def probes() -> dict[str, Callable[[SfmcClient], None]]:
+    """Each permission the collections need, in the order the rows first need it, proven by
+    the first root collection that needs it (whose request takes no parent's id)."""
+    found: dict[str, Callable[[SfmcClient], None]] = {}
+    for collection in COLLECTIONS.values():
+        if collection.permission not in found and collection.parent is None:
+            found[collection.permission] = probe(collection)
+    return found
 
 
 def run_check(client: SfmcClient, collections: Sequence[str] | None = None) -> list[Finding]:
@@ -68,11 +73,11 @@ def run_check(client: SfmcClient, collections: Sequence[str] | None = None) -> l
     except AuthenticationError as exc:
         return [Finding(CREDENTIALS, False, str(exc))]
     findings = [Finding(CREDENTIALS, True, "a token was issued")]
-    for permission, probe in PROBES:
+    for permission, prove in probes().items():
         if permission not in needed:
             continue
         try:
-            probe(client)
+            prove(client)
         except PermissionDenied:
             detail = f"missing: enable {permission} in Installed Packages"
             findings.append(Finding(permission, False, detail))

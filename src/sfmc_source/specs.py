@@ -164,6 +164,16 @@ class Collection:
         """How it stays incremental, for people."""
         return describe(self)
 
+    @property
+    def probe_property(self) -> str:
+        """A property to probe the SOAP object with: its first column that SFMC sends."""
+        first = next(c for c in self.columns if c is not EVENT_KEY)
+        return (
+            self.source_of(self.primary_key[0])
+            if self.primary_key[0] != EVENT_KEY.name
+            else first.source
+        )
+
     def source_of(self, column: str) -> str:
         return next(c.source for c in self.columns if c.name == column)
 

@@ -96,18 +96,9 @@ def run_sync(
     result = SyncResult(run_id=reporter.run_id) if reporter else SyncResult()
     report = reporter or Quiet(result.run_id)
     units, refused = _units(clients)
-    if not units:  # wrong credentials, or no unit could be synced
-        result.fatal = refused[0][1]
-        return result
-    try:
-        _finish_pending(pipeline)
-        _adopt_state(pipeline)
-        _adopt_tables(pipeline, [mid for _, mid in units])
-    except PipelineStepFailed as exc:
-        result.fatal = SfmcError(f"loading what an interrupted run left failed: {root_cause(exc)}")
-        return result
-    except ConfigError as exc:
-        result.fatal = exc
+    # wrong credentials, or no unit could be synced, or the warehouse cannot be prepared
+    result.fatal = refused[0][1] if not units else _prepare(pipeline, [mid for _, mid in units])
+    if result.fatal is not None:
         return result
     several = len(clients) > 1
     for unit_client, error in refused:
@@ -122,6 +113,20 @@ def run_sync(
         collection.error = report.redact(collection.error) if collection.error else None
     result.history_error = record_runs(pipeline, result.run_id, result.collections)
     return result
+
+
+def _prepare(pipeline: dlt.Pipeline, mids: list[int]) -> SfmcError | None:
+    """Before any group: what a killed run left is loaded, and the state and tables an
+    earlier version wrote are adopted. What stops the run, if anything."""
+    try:
+        _finish_pending(pipeline)
+        _adopt_state(pipeline)
+        _adopt_tables(pipeline, mids)
+    except PipelineStepFailed as exc:
+        return SfmcError(f"loading what an interrupted run left failed: {root_cause(exc)}")
+    except ConfigError as exc:
+        return exc
+    return None
 
 
 def _sync_unit(
@@ -271,26 +276,30 @@ def _load_group(
     source = sfmc_source(
         client, names, options.full_refresh, options.naive_zone, counts, progress, options.backfill
     )
-    try:
-        # A package an earlier group failed to load would be loaded instead of this group's
-        # data, which would then never be read: load it first, or fail here.
-        _finish_pending(pipeline)
-        pipeline.run(source, loader_file_format=_file_format(pipeline))
-    except PipelineStepFailed as exc:
-        error = _describe_failure(_cause(exc), names)
-        if exc.step == "extract" and pipeline.has_pending_data:
-            pipeline.abort_packages()
-        for result in results:
-            result.error = error
-    else:
-        for result in results:
-            result.rows = counts[result.collection]
+    error = _load(pipeline, source, names)
+    for result in results:
+        result.error, result.rows = error, 0 if error else counts[result.collection]
     finished = datetime.now(UTC)
     for result in results:
         result.finished = finished
         result.requests = client.requests_by[result.collection] - before.get(result.collection, 0)
         report.finished(result)
     return results
+
+
+def _load(pipeline: dlt.Pipeline, source: Any, names: list[str]) -> str | None:
+    """Extract, normalize and load one group; why it failed, if it did (an extract that
+    failed leaves no package behind)."""
+    try:
+        # A package an earlier group failed to load would be loaded instead of this group's
+        # data, which would then never be read: load it first, or fail here.
+        _finish_pending(pipeline)
+        pipeline.run(source, loader_file_format=_file_format(pipeline))
+    except PipelineStepFailed as exc:
+        if exc.step == "extract" and pipeline.has_pending_data:
+            pipeline.abort_packages()
+        return _describe_failure(_cause(exc), names)
+    return None
 
 
 def _file_format(pipeline: dlt.Pipeline) -> Any:
