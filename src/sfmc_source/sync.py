@@ -32,7 +32,7 @@ from sfmc_source.errors import (
 from sfmc_source.history import STATE_TABLE, CollectionResult, record_runs
 from sfmc_source.report import Quiet, Reporter, reporter_for
 from sfmc_source.schedule import warehouse_lock
-from sfmc_source.source import RETENTION, sfmc_source
+from sfmc_source.source import RETENTION, apply_dlt_settings, sfmc_source
 from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, load_groups, selected
 from sfmc_source.timefmt import SYSTEM_TIME
 
@@ -67,6 +67,7 @@ def pipeline_for(
     """The dlt pipeline for a warehouse and schema, named after the warehouse's identity;
     ``pipelines_dir`` defaults to dlt's (``~/.dlt/pipelines``). Its local state is a cache:
     the destination holds the truth."""
+    apply_dlt_settings()  # before dlt starts its telemetry with the pipeline
     warehouse = Warehouse.parse(destination) if isinstance(destination, str) else destination
     schema = schema_name(schema)
     warehouse.check_names(schema)
