@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 
@@ -71,7 +71,48 @@ def _scopes(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
     return scopes
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class UsageLine(click.ClickException):
+    """A usage error as one line on stderr, like every other failure."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
+
+
+# `sfmc-source` alone prints the help (click 8.2+ says so with this error): left as it is.
+_HELP_INSTEAD = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as exc:
+        if isinstance(exc, _HELP_INSTEAD):
+            raise
+        raise UsageLine(exc.format_message()) from None
+
+
+class Commands(click.Group):
+    """The commands; each usage error, click's own included, is one ``error: …`` line."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line():
+            return super().invoke(ctx)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sfmc-source")
 def main() -> None:
     """Salesforce Marketing Cloud data into your warehouse, incrementally."""
@@ -240,16 +281,28 @@ def emulator(
 def credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that say which package and tenant to use, shared by sync and check."""
     options = [
-        click.option("--client-id", envvar="SFMC_CLIENT_ID", help="Installed package client id."),
         click.option(
-            "--client-secret", envvar="SFMC_CLIENT_SECRET", help="Installed package client secret."
+            "--client-id",
+            envvar="SFMC_CLIENT_ID",
+            show_envvar=True,
+            help="Installed package client id.",
         ),
         click.option(
-            "--subdomain", envvar="SFMC_SUBDOMAIN", help="Your tenant's 28-character subdomain."
+            "--client-secret",
+            envvar="SFMC_CLIENT_SECRET",
+            show_envvar=True,
+            help="Installed package client secret.",
+        ),
+        click.option(
+            "--subdomain",
+            envvar="SFMC_SUBDOMAIN",
+            show_envvar=True,
+            help="Your tenant's 28-character subdomain.",
         ),
         click.option(
             "--account-id",
             envvar="SFMC_ACCOUNT_ID",
+            show_envvar=True,
             type=int,
             default=None,
             help="Business unit (MID); default: the package's own.",
@@ -257,6 +310,7 @@ def credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--auth-url",
             envvar="SFMC_AUTH_URL",
+            show_envvar=True,
             default=None,
             help="Default: https://{subdomain}.auth.marketingcloudapis.com",
         ),
@@ -307,6 +361,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--config",
             envvar="SFMC_CONFIG",
+            show_envvar=True,
             type=click.Path(dir_okay=False),
             is_eager=True,
             expose_value=False,
@@ -316,6 +371,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--destination",
             envvar="SFMC_DESTINATION",
+            show_envvar=True,
             default=DEFAULT_DESTINATION,
             show_default=True,
             help="duckdb:///path, postgresql://user:pass@host:port/db, "
@@ -324,6 +380,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--schema",
             envvar="SFMC_SCHEMA",
+            show_envvar=True,
             default="sfmc",
             show_default=True,
             help="Schema (dataset) the tables land in.",
@@ -341,6 +398,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--account-ids",
             envvar="SFMC_ACCOUNT_IDS",
+            show_envvar=True,
             default=None,
             metavar="MID,MID",
             help="Business units to sync in one run, each with its own token "
@@ -349,6 +407,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--backfill-days",
             envvar="SFMC_BACKFILL_DAYS",
+            show_envvar=True,
             type=click.IntRange(1),
             default=730,
             show_default=True,
@@ -357,6 +416,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--system-offset",
             envvar="SFMC_SYSTEM_OFFSET",
+            show_envvar=True,
             default="-06:00",
             show_default=True,
             help="UTC offset of timestamps SFMC sends without one (its system time).",
@@ -364,6 +424,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--concurrency",
             envvar="SFMC_CONCURRENCY",
+            show_envvar=True,
             type=click.IntRange(1, 50),
             default=DEFAULT_CONCURRENCY,
             show_default=True,
@@ -507,11 +568,12 @@ def check(debug: bool, **settings: Any) -> None:
 @click.option(
     "--destination",
     envvar="SFMC_DESTINATION",
+    show_envvar=True,
     default=DEFAULT_DESTINATION,
     show_default=True,
     help="The destination the syncs load into.",
 )
-@click.option("--schema", envvar="SFMC_SCHEMA", default="sfmc", show_default=True)
+@click.option("--schema", envvar="SFMC_SCHEMA", show_envvar=True, default="sfmc", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def status(destination: str, schema: str, as_json: bool) -> None:
     """The latest run of each collection: outcome, rows, requests, duration, cursor.
