@@ -7,11 +7,9 @@ import os
 import signal
 import sys
 import time
-import tomllib
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import IO, Any, NoReturn
 
@@ -21,7 +19,20 @@ from sfmc_source import __version__
 from sfmc_source.client import DEFAULT_CONCURRENCY
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, RestOptions, sizes_for
 from sfmc_source.emulator.auth import READ_SCOPES
-from sfmc_source.errors import SfmcError
+from sfmc_source.errors import ConfigError, SfmcError
+from sfmc_source.options import (
+    business_units,
+    check_subdomain,
+    checked,
+    defaults,
+    parse_account_ids,
+    parse_interval,
+    parse_jitter,
+    parse_offset,
+    quota_warning,
+    read_config,
+    settled,
+)
 from sfmc_source.specs import COLLECTIONS, Collection
 
 # Where Airflow is installed, dlt asks its metadata database for settings on every pipeline
@@ -297,7 +308,8 @@ def credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--subdomain",
             envvar="SFMC_SUBDOMAIN",
             show_envvar=True,
-            help="Your tenant's 28-character subdomain.",
+            callback=checked(check_subdomain),
+            help="Your tenant's 28-character subdomain (mc...), not a URL.",
         ),
         click.option(
             "--account-id",
@@ -330,43 +342,38 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """Read a TOML file whose keys are the command's options; its values become defaults, so
-    flags and environment variables still win (click: flag > env > default_map > default)."""
+    """Read a TOML file whose keys are the options of ``sync`` and ``run``; the command takes
+    the keys it has as defaults, so flags and environment variables still win."""
     if not value:
         return
+    known = [p.name for p in run.params if p.name and p.name != "config"]
+    takes = [p.name for p in ctx.command.params if p.name]
     try:
-        data = tomllib.loads(Path(value).read_text())
-    except OSError as exc:
-        raise click.BadParameter(f"{value}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise click.BadParameter(f"{value}: not valid TOML ({exc})") from None
-    settings = {key.replace("-", "_"): value for key, value in data.items()}
-    known = sorted(
-        p.name for p in ctx.command.params if p.name and p.name not in ("config", "help")
+        defaults(ctx, read_config(value, known, takes))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc), ctx) from None
+
+
+def config_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--config FILE`` (``SFMC_CONFIG``), read before the other options."""
+    return click.option(
+        "--config",
+        envvar="SFMC_CONFIG",
+        show_envvar=True,
+        type=click.Path(dir_okay=False),
+        is_eager=True,
+        expose_value=False,
+        callback=_load_config,
+        help=help,
     )
-    unknown = sorted(set(settings) - set(known))
-    if unknown:
-        raise click.BadParameter(
-            f"{value}: unknown key {', '.join(unknown)}; valid keys: {', '.join(known)}"
-        )
-    for key in ("collections", "account_ids"):
-        if isinstance(settings.get(key), list):
-            settings[key] = ",".join(map(str, settings[key]))
-    ctx.default_map = {**(ctx.default_map or {}), **settings}
 
 
 def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options of one sync, shared by ``sync`` and ``run``."""
     options: list[Callable[[Any], Any]] = [
-        click.option(
-            "--config",
-            envvar="SFMC_CONFIG",
-            show_envvar=True,
-            type=click.Path(dir_okay=False),
-            is_eager=True,
-            expose_value=False,
-            callback=_load_config,
-            help="A TOML file with the same keys as these options (see example.toml).",
+        config_option(
+            "A TOML file with the same keys as these options (see example.toml); "
+            "keys of `run` only (every, jitter) are left to it."
         ),
         click.option(
             "--destination",
@@ -400,6 +407,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
             envvar="SFMC_ACCOUNT_IDS",
             show_envvar=True,
             default=None,
+            callback=checked(parse_account_ids),
             metavar="MID,MID",
             help="Business units to sync in one run, each with its own token "
             "(instead of --account-id).",
@@ -418,6 +426,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
             envvar="SFMC_SYSTEM_OFFSET",
             show_envvar=True,
             default="-06:00",
+            callback=checked(parse_offset),
             show_default=True,
             help="UTC offset of timestamps SFMC sends without one (its system time).",
         ),
@@ -447,15 +456,27 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command()
 @sync_options
-def sync(collections: str | None, debug: bool, **settings: Any) -> None:
+@click.pass_context
+def sync(ctx: click.Context, /, collections: str | None, debug: bool, **settings: Any) -> None:
     """Sync SFMC collections into the destination, incrementally."""
     from sfmc_source.schedule import Stopper
     from sfmc_source.sync import run_sync_command
 
-    stopper = Stopper().install()
-    with _reported(debug, settings.get("client_secret")):
-        code = run_sync_command(collections=_names(collections), stop=stopper, **settings)
+    secret = settings.get("client_secret")
+    with _reported(debug, secret):
+        options = _sync_settings(ctx, settings)
+        stopper = Stopper().install()
+        code = run_sync_command(collections=_names(collections), stop=stopper, **options)
     sys.exit(code)
+
+
+def _sync_settings(ctx: click.Context, settings: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``run_sync_command``: of related options the one given at
+    the higher level, every value parsed."""
+    chosen = settled(ctx, settings)
+    chosen["account_ids"] = business_units(chosen["account_ids"], chosen.pop("account_id"))
+    chosen["naive_zone"] = chosen.pop("system_offset")
+    return chosen
 
 
 @main.command()
@@ -467,19 +488,33 @@ def sync(collections: str | None, debug: bool, **settings: Any) -> None:
     show_default=True,
     help="Up to this much extra wait, drawn anew each time, e.g. 5m.",
 )
-def run(collections: str | None, debug: bool, every: str, jitter: str, **settings: Any) -> None:
+@click.pass_context
+def run(
+    ctx: click.Context,
+    /,
+    collections: str | None,
+    debug: bool,
+    every: str,
+    jitter: str,
+    **settings: Any,
+) -> None:
     """Sync now, then every interval, until SIGINT or SIGTERM. Never two syncs of the same
     destination and schema at once; a signal during a sync stops it after the collection
     being loaded, between syncs at once."""
-    from sfmc_source.schedule import Stopper, parse_duration, run_every
+    from sfmc_source.schedule import Stopper, run_every
     from sfmc_source.sync import run_sync_command
 
-    with _reported(debug, settings.get("client_secret")):
-        interval, spread = parse_duration(every, "--every"), parse_duration(jitter, "--jitter")
+    secret = settings.get("client_secret")
+    with _reported(debug, secret):
+        interval, spread = parse_interval(every), parse_jitter(jitter)
+        options = _sync_settings(ctx, settings)
+        warning = quota_warning(every, interval)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
         stopper = Stopper().install()
 
         def once(stop: Stopper) -> int:
-            return run_sync_command(collections=_names(collections), stop=stop, **settings)
+            return run_sync_command(collections=_names(collections), stop=stop, **options)
 
         code = run_every(interval, spread, once, stopper)
     sys.exit(code)
@@ -545,18 +580,19 @@ def _describe(collection: Collection) -> dict[str, Any]:
 
 
 @main.command()
+@config_option("A TOML file of sync's settings (see example.toml); check takes the credentials.")
 @credential_options
 @click.option("--debug", is_flag=True, help="Show tracebacks (secrets redacted).")
-def check(debug: bool, **settings: Any) -> None:
+@click.pass_context
+def check(ctx: click.Context, /, debug: bool, **settings: Any) -> None:
     """Check the credentials and each permission the collections need; exit 0 only if all ok."""
     from sfmc_source.check import exit_code, run_check
     from sfmc_source.client import SfmcClient, credentials_from
 
-    with (
-        _reported(debug, settings.get("client_secret")),
-        SfmcClient(credentials_from(**settings)) as client,
-    ):
-        findings = run_check(client)
+    with _reported(debug, settings.get("client_secret")):
+        credentials = credentials_from(**settled(ctx, settings))
+        with SfmcClient(credentials) as client:
+            findings = run_check(client)
     width = max(len(f.what) for f in findings)
     for finding in findings:
         mark = "ok     " if finding.ok else "FAILED "
@@ -565,6 +601,9 @@ def check(debug: bool, **settings: Any) -> None:
 
 
 @main.command()
+@config_option(
+    "A TOML file of sync's settings (see example.toml); status takes destination and schema."
+)
 @click.option(
     "--destination",
     envvar="SFMC_DESTINATION",
