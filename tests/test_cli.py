@@ -56,7 +56,7 @@ def test_emulator_prints_its_environment_then_serves_until_sigterm() -> None:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0
-    assert "served 1 requests" in err
+    assert "served 1 request\n" in err
 
 
 def test_bad_options_exit_2_naming_the_choices() -> None:

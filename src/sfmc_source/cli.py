@@ -33,6 +33,7 @@ from sfmc_source.options import (
     read_config,
     settled,
 )
+from sfmc_source.report import counted, plural
 from sfmc_source.specs import COLLECTIONS, Collection
 
 # Where Airflow is installed, dlt asks its metadata database for settings on every pipeline
@@ -286,7 +287,7 @@ def emulator(
     except KeyboardInterrupt:
         pass
     finally:
-        click.echo(f"served {len(server.app.log.entries)} requests", err=True)
+        click.echo(f"served {counted(len(server.app.log.entries), 'request')}", err=True)
 
 
 def credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -639,7 +640,9 @@ def status(destination: str, schema: str, as_json: bool) -> None:
         name = f"{run['collection']}@{run['business_unit_id']}" if several else run["collection"]
         click.echo(
             f"{name:<16} {run['outcome']:<7} {run['finished']:%Y-%m-%d %H:%M:%S}Z "
-            f"{run['rows']:>8} rows {run['requests']:>6} requests {seconds:>7.1f}s  cursor {cursor}"
+            f"{run['rows']:>8} {plural(run['rows'], 'row'):<4} "
+            f"{run['requests']:>6} {plural(run['requests'], 'request'):<8} "
+            f"{seconds:>7.1f}s  cursor {cursor}"
         )
         if run["error"]:
             click.echo(f"{'':<16} {run['error']}")
