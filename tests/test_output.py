@@ -1,13 +1,20 @@
-"""What the command line prints around the work: usage errors as one line, counts in words
-that agree with their number, variables in --help."""
+"""What the command line prints around the work: no library log lines unless --debug, usage
+errors as one line, counts in words that agree with their number, variables in --help."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
+import psycopg2
 import pytest
 from click.testing import CliRunner
 
@@ -16,7 +23,64 @@ from sfmc_source.emulator import Emulator, Sizes
 from sfmc_source.history import CollectionResult
 from sfmc_source.report import Reporter
 
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 TINY = Sizes(campaigns=3, lists=4, journeys=2)
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    schema = f"sfmc_quiet_{uuid.uuid4().hex[:8]}"
+    yield schema
+    with psycopg2.connect(POSTGRES) as con, con.cursor() as cur:
+        for name in (schema, f"{schema}_staging"):
+            cur.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def sync_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sfmc_source", "sync", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_postgres_sync_prints_no_dlt_log_line(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path, pg_schema: str, log_format: str
+) -> None:
+    """dlt warns on every Postgres load of Arrow pages that it converts them; a user can do
+    nothing about it, so it is not shown."""
+    emulator = emulator_factory(sizes=TINY)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SFMC_", "DLT_", "RUNTIME"))}
+    env.update(emulator.environment(), DLT_DATA_DIR=str(tmp_path / "dlt"))
+    args = ["--destination", POSTGRES, "--schema", pg_schema, "--log-format", log_format]
+    result = sync_process(env, *args, "--collections", "lists,sends,sent_events")
+    assert result.returncode == 0, result.stderr
+    assert "|dlt|" not in result.stderr and "WARNING" not in result.stderr
+    if log_format == "json":
+        assert result.stderr == ""
+        assert all(json.loads(line)["run_id"] for line in result.stdout.splitlines())
+    else:
+        assert [line.split(" ", 2)[1] for line in result.stderr.splitlines()] == [
+            "lists:",
+            "sends:",
+            "sent_events:",
+        ]
+
+
+def test_with_debug_dlt_lines_show_with_the_secrets_blanked_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sfmc_source.report import LibraryLog
+
+    logger = logging.getLogger("sfmc_source_test_library")
+    for debug in (False, True):
+        logger.handlers = [LibraryLog(debug, ["s3cr3t-value", None])]
+        logger.warning("the secret is s3cr3t-value")
+    logger.handlers = []
+    assert capsys.readouterr().err == "the secret is ***\n"
 
 
 @pytest.mark.parametrize(

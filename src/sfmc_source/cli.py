@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -35,14 +36,6 @@ from sfmc_source.options import (
 )
 from sfmc_source.report import counted, plural
 from sfmc_source.specs import COLLECTIONS, Collection
-
-# Where Airflow is installed, dlt asks its metadata database for settings on every pipeline
-# (about 2 s). The command line takes its settings from flags, environment and --config.
-os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
-# dlt would take SIGINT and SIGTERM for itself while it normalizes and loads, and forget them
-# after: a `run` loop signalled then would never stop. The command line's own handler lets
-# the collection being loaded finish and then stops.
-os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
 
 # DuckDB names a file's catalog after the file, and a catalog and a schema of the same name
 # make every two-part table name ambiguous, so the default file is not called sfmc.duckdb.
@@ -128,6 +121,22 @@ class Commands(click.Group):
 @click.version_option(__version__, prog_name="sfmc-source")
 def main() -> None:
     """Salesforce Marketing Cloud data into your warehouse, incrementally."""
+
+
+def configure_runtime(debug: bool, secret: str | None = None) -> None:
+    """Process-wide settings of a command that runs dlt, made as it starts."""
+    from sfmc_source.report import LibraryLog
+
+    # Where Airflow is installed, dlt asks its metadata database for settings on every
+    # pipeline (about 2 s). The command line takes its settings from flags, environment and
+    # --config.
+    os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+    # dlt would take SIGINT and SIGTERM for itself while it normalizes and loads, and forget
+    # them after: a `run` loop signalled then would never stop. The command line's own
+    # handler lets the collection being loaded finish and then stops.
+    os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
+    # dlt logs through the first handler of its logger: ours, silent unless --debug.
+    logging.getLogger("dlt").handlers = [LibraryLog(debug, [secret])]
 
 
 @main.command()
@@ -464,6 +473,7 @@ def sync(ctx: click.Context, /, collections: str | None, debug: bool, **settings
     from sfmc_source.sync import run_sync_command
 
     secret = settings.get("client_secret")
+    configure_runtime(debug, secret)
     with _reported(debug, secret):
         options = _sync_settings(ctx, settings)
         stopper = Stopper().install()
@@ -506,6 +516,7 @@ def run(
     from sfmc_source.sync import run_sync_command
 
     secret = settings.get("client_secret")
+    configure_runtime(debug, secret)
     with _reported(debug, secret):
         interval, spread = parse_interval(every), parse_jitter(jitter)
         options = _sync_settings(ctx, settings)
@@ -546,6 +557,7 @@ def demo() -> None:
     """What `make demo` runs: a full and an incremental sync from the emulator, offline."""
     from sfmc_source.demo import run_demo
 
+    configure_runtime(debug=False)
     sys.exit(run_demo())
 
 
@@ -621,6 +633,7 @@ def status(destination: str, schema: str, as_json: bool) -> None:
     from sfmc_source.history import latest_runs
     from sfmc_source.sync import pipeline_for
 
+    configure_runtime(debug=False)
     try:
         runs = latest_runs(pipeline_for(destination, schema))
     except SfmcError as exc:

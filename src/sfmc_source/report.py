@@ -9,6 +9,7 @@ client secret and access tokens never reach the output, tracebacks included.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections import Counter
@@ -235,6 +236,21 @@ def counted(number: int, noun: str, grouped: bool = False) -> str:
 def plural(number: int, noun: str) -> str:
     """``row`` for one, ``rows`` for any other number."""
     return noun if number == 1 else f"{noun}s"
+
+
+class LibraryLog(logging.Handler):
+    """Where dlt's log records go: nowhere, or with ``--debug`` to stderr with the secrets
+    blanked out. What a user must know of a sync, the reporter says."""
+
+    def __init__(self, debug: bool, secrets: Iterable[str | None] = ()) -> None:
+        super().__init__(logging.NOTSET if debug else logging.CRITICAL + 1)
+        self.secrets = list(secrets)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(redact(self.format(record), self.secrets) + "\n")
+        except Exception:
+            self.handleError(record)
 
 
 def reporter_for(
