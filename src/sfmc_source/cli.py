@@ -299,45 +299,48 @@ def emulator(
         click.echo(f"served {counted(len(server.app.log.entries), 'request')}", err=True)
 
 
+# The options that say which package and tenant to use, shared by sync and check.
+CREDENTIAL_OPTIONS = [
+    click.option(
+        "--client-id",
+        envvar="SFMC_CLIENT_ID",
+        show_envvar=True,
+        help="Installed package client id.",
+    ),
+    click.option(
+        "--client-secret",
+        envvar="SFMC_CLIENT_SECRET",
+        show_envvar=True,
+        help="Installed package client secret.",
+    ),
+    click.option(
+        "--subdomain",
+        envvar="SFMC_SUBDOMAIN",
+        show_envvar=True,
+        callback=checked(check_subdomain),
+        help="Your tenant's 28-character subdomain (mc...), not a URL.",
+    ),
+    click.option(
+        "--account-id",
+        envvar="SFMC_ACCOUNT_ID",
+        show_envvar=True,
+        type=int,
+        default=None,
+        help="Business unit (MID); default: the package's own.",
+    ),
+    click.option(
+        "--auth-url",
+        envvar="SFMC_AUTH_URL",
+        show_envvar=True,
+        default=None,
+        help="Default: https://{subdomain}.auth.marketingcloudapis.com",
+    ),
+]
+
+
 def credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that say which package and tenant to use, shared by sync and check."""
-    options = [
-        click.option(
-            "--client-id",
-            envvar="SFMC_CLIENT_ID",
-            show_envvar=True,
-            help="Installed package client id.",
-        ),
-        click.option(
-            "--client-secret",
-            envvar="SFMC_CLIENT_SECRET",
-            show_envvar=True,
-            help="Installed package client secret.",
-        ),
-        click.option(
-            "--subdomain",
-            envvar="SFMC_SUBDOMAIN",
-            show_envvar=True,
-            callback=checked(check_subdomain),
-            help="Your tenant's 28-character subdomain (mc...), not a URL.",
-        ),
-        click.option(
-            "--account-id",
-            envvar="SFMC_ACCOUNT_ID",
-            show_envvar=True,
-            type=int,
-            default=None,
-            help="Business unit (MID); default: the package's own.",
-        ),
-        click.option(
-            "--auth-url",
-            envvar="SFMC_AUTH_URL",
-            show_envvar=True,
-            default=None,
-            help="Default: https://{subdomain}.auth.marketingcloudapis.com",
-        ),
-    ]
-    for option in reversed(options):
+    """The credential options (``CREDENTIAL_OPTIONS``) on a command."""
+    for option in reversed(CREDENTIAL_OPTIONS):
         command = option(command)
     return command
 
