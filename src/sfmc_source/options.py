@@ -54,17 +54,17 @@ def checked(
 
 def settled(ctx: click.Context, settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` with the outranked option of each rival pair set to None."""
-    settled = dict(settings)
+    chosen = dict(settings)
     for first, second in RIVALS:
-        if settled.get(first) is None or settled.get(second) is None:
+        if chosen.get(first) is None or chosen.get(second) is None:
             continue
         first_level, second_level = _level(ctx, first), _level(ctx, second)
         if first_level == second_level and first == "account_ids":
             raise ConfigError(
                 f"use --account-ids or --account-id, not both ({_LEVELS[first_level][1]})"
             )
-        settled[second if first_level <= second_level else first] = None
-    return settled
+        chosen[second if first_level <= second_level else first] = None
+    return chosen
 
 
 def _level(ctx: click.Context, name: str) -> int:
