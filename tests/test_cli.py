@@ -56,7 +56,7 @@ def test_emulator_prints_its_environment_then_serves_until_sigterm() -> None:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0
-    assert "served 1 requests" in err
+    assert "served 1 request\n" in err
 
 
 def test_bad_options_exit_2_naming_the_choices() -> None:
@@ -101,7 +101,7 @@ def test_sync_usage_errors_exit_2_and_say_what_is_wrong(tmp_path: Path) -> None:
 def test_system_offset_reads_naive_timestamps_in_that_zone() -> None:
     from datetime import UTC, datetime
 
-    from sfmc_source.sync import parse_offset
+    from sfmc_source.options import parse_offset
     from sfmc_source.timefmt import parse_timestamp
 
     assert parse_timestamp("2024-06-01T00:00:00", parse_offset("-07:00")) == datetime(

@@ -11,10 +11,8 @@ import pyarrow as pa
 import pytest
 
 from sfmc_source import soap
-from sfmc_source.errors import ConfigError
 from sfmc_source.reader import EVENT_WINDOW, WIDEST_WINDOW, Reader, _with_event_key
 from sfmc_source.specs import COLLECTIONS, EVENTS
-from sfmc_source.sync import parse_account_ids
 from sfmc_source.tally import UniqueKeys
 from sfmc_source.timefmt import SYSTEM_TIME
 
@@ -140,22 +138,3 @@ def test_an_incremental_run_reads_one_open_window_when_the_cursor_is_recent() ->
     client = RecordingClient(rows=3)
     assert read(client, NOW - timedelta(hours=9), backfill=False) == 3
     assert windows(client) == [(soap.format_date_value(NOW - timedelta(hours=9)), None)]
-
-
-@pytest.mark.parametrize(
-    ("text", "single", "mids"),
-    [
-        (None, None, [None]),
-        (None, 7, [7]),
-        ("512345678, 512345679", None, [512345678, 512345679]),
-        ("5,5,6", None, [5, 6]),
-    ],
-)
-def test_account_ids(text: str | None, single: int | None, mids: list[int | None]) -> None:
-    assert parse_account_ids(text, single) == mids
-
-
-@pytest.mark.parametrize(("text", "single"), [("1,x", None), ("1,,2", None), ("0", None), ("1", 2)])
-def test_bad_account_ids_are_usage_errors(text: str, single: int | None) -> None:
-    with pytest.raises(ConfigError):
-        parse_account_ids(text, single)

@@ -49,7 +49,7 @@ def test_plain_lines_name_each_collection_and_failures(
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 1
     assert "lists: 4 rows, 2 requests" in result.stderr
-    assert "interactions: 0 rows, 1 requests" in result.stderr and "FAILED" in result.stderr
+    assert "interactions: 0 rows, 1 request," in result.stderr and "FAILED" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: goals:")
     assert "collection           rows  requests" in result.stdout
 

@@ -256,8 +256,9 @@ def test_two_run_loops_on_one_destination_never_sync_at_once(
 def test_dlt_leaves_signals_to_the_command_line(tmp_path: Path) -> None:
     """A signal that arrives while dlt normalizes or loads must reach the run loop's Stopper:
     dlt's own interception would swallow it, and `run` would sleep on for its interval."""
-    import sfmc_source.cli  # noqa: F401  # its settings are what the command line runs with
+    from sfmc_source.cli import configure_runtime
     from sfmc_source.sync import pipeline_for
 
+    configure_runtime(debug=False)  # what each command that runs dlt does as it starts
     pipeline = pipeline_for(f"duckdb:///{tmp_path}/w.duckdb", "sfmc", str(tmp_path / "dlt"))
     assert pipeline.runtime_config.intercept_signals is False

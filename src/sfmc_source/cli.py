@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
 import time
-import tomllib
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 
@@ -21,16 +20,22 @@ from sfmc_source import __version__
 from sfmc_source.client import DEFAULT_CONCURRENCY
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, RestOptions, sizes_for
 from sfmc_source.emulator.auth import READ_SCOPES
-from sfmc_source.errors import SfmcError, root_cause
+from sfmc_source.errors import ConfigError, SfmcError, root_cause
+from sfmc_source.options import (
+    business_units,
+    check_subdomain,
+    checked,
+    defaults,
+    parse_account_ids,
+    parse_interval,
+    parse_jitter,
+    parse_offset,
+    quota_warning,
+    read_config,
+    settled,
+)
+from sfmc_source.report import counted, plural
 from sfmc_source.specs import COLLECTIONS, Collection
-
-# Where Airflow is installed, dlt asks its metadata database for settings on every pipeline
-# (about 2 s). The command line takes its settings from flags, environment and --config.
-os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
-# dlt would take SIGINT and SIGTERM for itself while it normalizes and loads, and forget them
-# after: a `run` loop signalled then would never stop. The command line's own handler lets
-# the collection being loaded finish and then stops.
-os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
 
 # DuckDB names a file's catalog after the file, and a catalog and a schema of the same name
 # make every two-part table name ambiguous, so the default file is not called sfmc.duckdb.
@@ -71,10 +76,67 @@ def _scopes(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
     return scopes
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class UsageLine(click.ClickException):
+    """A usage error as one line on stderr, like every other failure."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
+
+
+# `sfmc-source` alone prints the help (click 8.2+ says so with this error): left as it is.
+_HELP_INSTEAD = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as exc:
+        if isinstance(exc, _HELP_INSTEAD):
+            raise
+        raise UsageLine(exc.format_message()) from None
+
+
+class Commands(click.Group):
+    """The commands; each usage error, click's own included, is one ``error: …`` line."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line():
+            return super().invoke(ctx)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sfmc-source")
 def main() -> None:
     """Salesforce Marketing Cloud data into your warehouse, incrementally."""
+
+
+def configure_runtime(debug: bool, secrets: list[str | None] | None = None) -> None:
+    """Process-wide settings of a command that runs dlt, made as it starts."""
+    from sfmc_source.report import LibraryLog
+
+    # Where Airflow is installed, dlt asks its metadata database for settings on every
+    # pipeline (about 2 s). The command line takes its settings from flags, environment and
+    # --config.
+    os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+    # dlt would take SIGINT and SIGTERM for itself while it normalizes and loads, and forget
+    # them after: a `run` loop signalled then would never stop. The command line's own
+    # handler lets the collection being loaded finish and then stops.
+    os.environ.setdefault("RUNTIME__INTERCEPT_SIGNALS", "false")
+    # dlt logs through the first handler of its logger: ours, silent unless --debug.
+    logging.getLogger("dlt").handlers = [LibraryLog(debug, secrets or [])]
 
 
 @main.command()
@@ -234,34 +296,51 @@ def emulator(
     except KeyboardInterrupt:
         pass
     finally:
-        click.echo(f"served {len(server.app.log.entries)} requests", err=True)
+        click.echo(f"served {counted(len(server.app.log.entries), 'request')}", err=True)
+
+
+# The options that say which package and tenant to use, shared by sync and check.
+CREDENTIAL_OPTIONS = [
+    click.option(
+        "--client-id",
+        envvar="SFMC_CLIENT_ID",
+        show_envvar=True,
+        help="Installed package client id.",
+    ),
+    click.option(
+        "--client-secret",
+        envvar="SFMC_CLIENT_SECRET",
+        show_envvar=True,
+        help="Installed package client secret.",
+    ),
+    click.option(
+        "--subdomain",
+        envvar="SFMC_SUBDOMAIN",
+        show_envvar=True,
+        callback=checked(check_subdomain),
+        help="Your tenant's 28-character subdomain (mc...), not a URL.",
+    ),
+    click.option(
+        "--account-id",
+        envvar="SFMC_ACCOUNT_ID",
+        show_envvar=True,
+        type=int,
+        default=None,
+        help="Business unit (MID); default: the package's own.",
+    ),
+    click.option(
+        "--auth-url",
+        envvar="SFMC_AUTH_URL",
+        show_envvar=True,
+        default=None,
+        help="Default: https://{subdomain}.auth.marketingcloudapis.com",
+    ),
+]
 
 
 def credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that say which package and tenant to use, shared by sync and check."""
-    options = [
-        click.option("--client-id", envvar="SFMC_CLIENT_ID", help="Installed package client id."),
-        click.option(
-            "--client-secret", envvar="SFMC_CLIENT_SECRET", help="Installed package client secret."
-        ),
-        click.option(
-            "--subdomain", envvar="SFMC_SUBDOMAIN", help="Your tenant's 28-character subdomain."
-        ),
-        click.option(
-            "--account-id",
-            envvar="SFMC_ACCOUNT_ID",
-            type=int,
-            default=None,
-            help="Business unit (MID); default: the package's own.",
-        ),
-        click.option(
-            "--auth-url",
-            envvar="SFMC_AUTH_URL",
-            default=None,
-            help="Default: https://{subdomain}.auth.marketingcloudapis.com",
-        ),
-    ]
-    for option in reversed(options):
+    """The credential options (``CREDENTIAL_OPTIONS``) on a command."""
+    for option in reversed(CREDENTIAL_OPTIONS):
         command = option(command)
     return command
 
@@ -276,46 +355,43 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """Read a TOML file whose keys are the command's options; its values become defaults, so
-    flags and environment variables still win (click: flag > env > default_map > default)."""
+    """Read a TOML file whose keys are the options of ``sync`` and ``run``; the command takes
+    the keys it has as defaults, so flags and environment variables still win."""
     if not value:
         return
+    known = [p.name for p in run.params if p.name and p.name != "config"]
+    takes = [p.name for p in ctx.command.params if p.name]
     try:
-        data = tomllib.loads(Path(value).read_text())
-    except OSError as exc:
-        raise click.BadParameter(f"{value}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise click.BadParameter(f"{value}: not valid TOML ({exc})") from None
-    settings = {key.replace("-", "_"): value for key, value in data.items()}
-    known = sorted(
-        p.name for p in ctx.command.params if p.name and p.name not in ("config", "help")
+        defaults(ctx, read_config(value, known, takes))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc), ctx) from None
+
+
+def config_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--config FILE`` (``SFMC_CONFIG``), read before the other options."""
+    return click.option(
+        "--config",
+        envvar="SFMC_CONFIG",
+        show_envvar=True,
+        type=click.Path(dir_okay=False),
+        is_eager=True,
+        expose_value=False,
+        callback=_load_config,
+        help=help,
     )
-    unknown = sorted(set(settings) - set(known))
-    if unknown:
-        raise click.BadParameter(
-            f"{value}: unknown key {', '.join(unknown)}; valid keys: {', '.join(known)}"
-        )
-    for key in ("collections", "account_ids"):
-        if isinstance(settings.get(key), list):
-            settings[key] = ",".join(map(str, settings[key]))
-    ctx.default_map = {**(ctx.default_map or {}), **settings}
 
 
 def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options of one sync, shared by ``sync`` and ``run``."""
     options: list[Callable[[Any], Any]] = [
-        click.option(
-            "--config",
-            envvar="SFMC_CONFIG",
-            type=click.Path(dir_okay=False),
-            is_eager=True,
-            expose_value=False,
-            callback=_load_config,
-            help="A TOML file with the same keys as these options (see example.toml).",
+        config_option(
+            "A TOML file with the same keys as these options (see example.toml); "
+            "keys of `run` only (every, jitter) are left to it."
         ),
         click.option(
             "--destination",
             envvar="SFMC_DESTINATION",
+            show_envvar=True,
             default=DEFAULT_DESTINATION,
             show_default=True,
             help="duckdb:///path, postgresql://user:pass@host:port/db, "
@@ -324,6 +400,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--schema",
             envvar="SFMC_SCHEMA",
+            show_envvar=True,
             default="sfmc",
             show_default=True,
             help="Schema (dataset) the tables land in.",
@@ -341,7 +418,9 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--account-ids",
             envvar="SFMC_ACCOUNT_IDS",
+            show_envvar=True,
             default=None,
+            callback=checked(parse_account_ids),
             metavar="MID,MID",
             help="Business units to sync in one run, each with its own token "
             "(instead of --account-id).",
@@ -349,6 +428,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--backfill-days",
             envvar="SFMC_BACKFILL_DAYS",
+            show_envvar=True,
             type=click.IntRange(1),
             default=730,
             show_default=True,
@@ -357,13 +437,16 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--system-offset",
             envvar="SFMC_SYSTEM_OFFSET",
+            show_envvar=True,
             default="-06:00",
+            callback=checked(parse_offset),
             show_default=True,
             help="UTC offset of timestamps SFMC sends without one (its system time).",
         ),
         click.option(
             "--concurrency",
             envvar="SFMC_CONCURRENCY",
+            show_envvar=True,
             type=click.IntRange(1, 50),
             default=DEFAULT_CONCURRENCY,
             show_default=True,
@@ -386,15 +469,28 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command()
 @sync_options
-def sync(collections: str | None, debug: bool, **settings: Any) -> None:
+@click.pass_context
+def sync(ctx: click.Context, /, collections: str | None, debug: bool, **settings: Any) -> None:
     """Sync SFMC collections into the destination, incrementally."""
     from sfmc_source.schedule import Stopper
     from sfmc_source.sync import run_sync_command
 
-    stopper = Stopper().install()
-    with _reported(debug, _secrets(settings)):
-        code = run_sync_command(collections=_names(collections), stop=stopper, **settings)
+    secrets = _secrets(settings)
+    configure_runtime(debug, secrets)
+    with _reported(debug, secrets):
+        options = _sync_settings(ctx, settings)
+        stopper = Stopper().install()
+        code = run_sync_command(collections=_names(collections), stop=stopper, **options)
     sys.exit(stopper.exit_code if stopper() else code)
+
+
+def _sync_settings(ctx: click.Context, settings: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``run_sync_command``: of related options the one given at
+    the higher level, every value parsed."""
+    chosen = settled(ctx, settings)
+    chosen["account_ids"] = business_units(chosen["account_ids"], chosen.pop("account_id"))
+    chosen["naive_zone"] = chosen.pop("system_offset")
+    return chosen
 
 
 @main.command()
@@ -406,19 +502,34 @@ def sync(collections: str | None, debug: bool, **settings: Any) -> None:
     show_default=True,
     help="Up to this much extra wait, drawn anew each time, e.g. 5m.",
 )
-def run(collections: str | None, debug: bool, every: str, jitter: str, **settings: Any) -> None:
+@click.pass_context
+def run(
+    ctx: click.Context,
+    /,
+    collections: str | None,
+    debug: bool,
+    every: str,
+    jitter: str,
+    **settings: Any,
+) -> None:
     """Sync now, then every interval, until SIGINT or SIGTERM. Never two syncs of the same
     destination and schema at once; a signal during a sync stops it after the collection
     being loaded, between syncs at once."""
-    from sfmc_source.schedule import Stopper, parse_duration, run_every
+    from sfmc_source.schedule import Stopper, run_every
     from sfmc_source.sync import run_sync_command
 
-    with _reported(debug, _secrets(settings)):
-        interval, spread = parse_duration(every, "--every"), parse_duration(jitter, "--jitter")
+    secrets = _secrets(settings)
+    configure_runtime(debug, secrets)
+    with _reported(debug, secrets):
+        interval, spread = parse_interval(every), parse_jitter(jitter)
+        options = _sync_settings(ctx, settings)
+        warning = quota_warning(every, interval)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
         stopper = Stopper().install()
 
         def once(stop: Stopper) -> int:
-            return run_sync_command(collections=_names(collections), stop=stop, **settings)
+            return run_sync_command(collections=_names(collections), stop=stop, **options)
 
         code = run_every(interval, spread, once, stopper)
     sys.exit(code)
@@ -460,6 +571,7 @@ def demo() -> None:
     """What `make demo` runs: a full and an incremental sync from the emulator, offline."""
     from sfmc_source.demo import run_demo
 
+    configure_runtime(debug=False)
     sys.exit(run_demo())
 
 
@@ -500,11 +612,14 @@ def destination_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--destination",
             envvar="SFMC_DESTINATION",
+            show_envvar=True,
             default=DEFAULT_DESTINATION,
             show_default=True,
             help="The destination the syncs load into.",
         ),
-        click.option("--schema", envvar="SFMC_SCHEMA", default="sfmc", show_default=True),
+        click.option(
+            "--schema", envvar="SFMC_SCHEMA", show_envvar=True, default="sfmc", show_default=True
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -512,6 +627,7 @@ def destination_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @main.command()
+@config_option("A TOML file of sync's settings (see example.toml); check takes the credentials.")
 @credential_options
 @destination_options
 @click.option(
@@ -521,8 +637,15 @@ def destination_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Check only the permissions these collections need (default: all).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks (secrets redacted).")
+@click.pass_context
 def check(
-    debug: bool, destination: str, schema: str, collections: str | None, **settings: Any
+    ctx: click.Context,
+    /,
+    debug: bool,
+    destination: str,
+    schema: str,
+    collections: str | None,
+    **settings: Any,
 ) -> None:
     """Check the credentials, each permission the collections need, and that the destination
     is reachable and writable; exit 0 only if all are ok."""
@@ -533,7 +656,7 @@ def check(
     with _reported(debug, _secrets({**settings, "destination": destination})):
         warehouse, schema = Warehouse.parse(destination), schema_name(schema)
         names = _names(collections)
-        with SfmcClient(credentials_from(**settings)) as client:
+        with SfmcClient(credentials_from(**settled(ctx, settings))) as client:
             findings = run_check(client, names)
         findings.append(check_destination(warehouse, schema))
     width = max(len(f.what) for f in findings)
@@ -544,6 +667,9 @@ def check(
 
 
 @main.command()
+@config_option(
+    "A TOML file of sync's settings (see example.toml); status takes destination and schema."
+)
 @destination_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def status(destination: str, schema: str, as_json: bool) -> None:
@@ -553,6 +679,7 @@ def status(destination: str, schema: str, as_json: bool) -> None:
     from sfmc_source.history import latest_runs
     from sfmc_source.redaction import redact
 
+    configure_runtime(debug=False)
     secrets = _secrets({"destination": destination})
     try:
         warehouse, schema = Warehouse.parse(destination), schema_name(schema)
@@ -573,7 +700,9 @@ def status(destination: str, schema: str, as_json: bool) -> None:
         name = f"{run['collection']}@{run['business_unit_id']}" if several else run["collection"]
         click.echo(
             f"{name:<16} {run['outcome']:<7} {run['finished']:%Y-%m-%d %H:%M:%S}Z "
-            f"{run['rows']:>8} rows {run['requests']:>6} requests {seconds:>7.1f}s  cursor {cursor}"
+            f"{run['rows']:>8} {plural(run['rows'], 'row'):<4} "
+            f"{run['requests']:>6} {plural(run['requests'], 'request'):<8} "
+            f"{seconds:>7.1f}s  cursor {cursor}"
         )
         if run["error"]:
             click.echo(f"{'':<16} {run['error']}")

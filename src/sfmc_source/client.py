@@ -258,7 +258,10 @@ class SfmcClient:
         signed: bool = True,
         label: str = "",
         tries: int | None = None,
+        final: tuple[type[httpx.TransportError], ...] = (),
     ) -> httpx.Response:
+        """The response, after the retries a transient failure deserves; a transport error of
+        a ``final`` type is raised as it is, untried again."""
         tries = tries or self.retry.tries
         for attempt in range(1, tries + 1):
             with self._count_lock:
@@ -267,6 +270,8 @@ class SfmcClient:
             retry_after: float | None = None
             try:
                 response = self._deliver(request, signed)
+            except final:
+                raise
             except httpx.TransportError as exc:
                 failure = f"{type(exc).__name__} ({exc})" if str(exc) else type(exc).__name__
             else:
@@ -275,7 +280,8 @@ class SfmcClient:
                 failure = f"HTTP {response.status_code}"
                 retry_after = _retry_after(response)
             if attempt == tries:
-                raise TransientError(f"{what} still failing after {attempt} tries: {failure}")
+                tried = "1 try" if attempt == 1 else f"{attempt} tries"
+                raise TransientError(f"{what} still failing after {tried}: {failure}")
             with self._count_lock:
                 self.retries += 1
             time.sleep(self.retry.delay(attempt, retry_after))
@@ -305,7 +311,18 @@ class SfmcClient:
             body["account_id"] = creds.account_id
         url = creds.auth_url.rstrip("/") + "/v2/token"
         request = self.http.build_request("POST", url, json=body)
-        response = self._send(request, "token request", signed=False, label="token")
+        # The first request of a client: a host that does not resolve or refuses connections
+        # is a wrong subdomain or auth URL, not a fault that retries would outlast.
+        final = (httpx.ConnectError,) if not self.auth.current_value else ()
+        try:
+            response = self._send(
+                request, "token request", signed=False, label="token", final=final
+            )
+        except httpx.ConnectError as exc:
+            raise AuthenticationError(
+                f"cannot reach the auth host {creds.auth_url} ({exc}): check SFMC_SUBDOMAIN "
+                "(--subdomain) or SFMC_AUTH_URL (--auth-url)"
+            ) from None
         if response.status_code in (400, 401, 403, 404):
             message = _auth_failure(response, creds)
             if "(invalid_grant)" in message:

@@ -9,19 +9,22 @@ client secret and access tokens never reach the output, tracebacks included.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from sfmc_source.history import CollectionResult
 from sfmc_source.redaction import redact
+
+if TYPE_CHECKING:  # the command line imports this module before it needs dlt
+    from sfmc_source.history import CollectionResult
 
 
 class Reporter:
@@ -60,16 +63,17 @@ class Reporter:
 
     def _progress(self, name: str, rows: int, requests: int, pages: int) -> None:
         if self.verbose:
-            self._line(
-                self.err, f"{_now()} {name}: {pages} pages, {rows} rows, {requests} requests so far"
+            counts = ", ".join(
+                [counted(pages, "page"), counted(rows, "row"), counted(requests, "request")]
             )
+            self._line(self.err, f"{_now()} {name}: {counts} so far")
 
     def finished(self, result: CollectionResult) -> None:
         outcome = f"FAILED: {result.error}" if result.error else result.described
         self._line(
             self.err,
-            f"{_now()} {result.name}: {result.rows} rows, {result.requests} "
-            f"requests, {result.seconds:.1f}s, {outcome}",
+            f"{_now()} {result.name}: {counted(result.rows, 'row')}, "
+            f"{counted(result.requests, 'request')}, {result.seconds:.1f}s, {outcome}",
         )
 
     def summary(
@@ -137,12 +141,11 @@ class LiveReporter(Reporter):
         table = Table(box=None, show_header=False, pad_edge=False)
         for name, (rows, requests, since, outcome) in self._state.items():
             rate = rows / max(time.monotonic() - since, 1e-3)
-            pages = f"{self.pages[name]:,} pages"
             table.add_row(
                 name,
-                pages,
-                f"{rows:,} rows",
-                f"{requests:,} requests",
+                counted(self.pages[name], "page", grouped=True),
+                counted(rows, "row", grouped=True),
+                counted(requests, "request", grouped=True),
                 f"{rate:,.0f} rows/s",
                 outcome,
             )
@@ -218,6 +221,32 @@ class JsonReporter(Reporter):
             token_requests=token_requests,
             warning=warning,
         )
+
+
+def counted(number: int, noun: str, grouped: bool = False) -> str:
+    """``1 row``, ``2 rows``; grouped: ``1,250 requests``."""
+    digits = f"{number:,}" if grouped else str(number)
+    return f"{digits} {plural(number, noun)}"
+
+
+def plural(number: int, noun: str) -> str:
+    """``row`` for one, ``rows`` for any other number."""
+    return noun if number == 1 else f"{noun}s"
+
+
+class LibraryLog(logging.Handler):
+    """Where dlt's log records go: nowhere, or with ``--debug`` to stderr with the secrets
+    blanked out. What a user must know of a sync, the reporter says."""
+
+    def __init__(self, debug: bool, secrets: Iterable[str | None] = ()) -> None:
+        super().__init__(logging.NOTSET if debug else logging.CRITICAL + 1)
+        self.secrets = list(secrets)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(redact(self.format(record), self.secrets) + "\n")
+        except Exception:
+            self.handleError(record)
 
 
 def reporter_for(

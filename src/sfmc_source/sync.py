@@ -3,7 +3,6 @@ leaves the others loading and its own cursor where its last committed data is.""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -334,21 +333,19 @@ def run_sync_command(
     client_id: str | None,
     client_secret: str | None,
     subdomain: str | None,
-    account_id: int | None,
     auth_url: str | None,
-    account_ids: str | None = None,
+    account_ids: Sequence[int | None] = (None,),
     backfill_days: int = RETENTION.days,
-    system_offset: str = "-06:00",
+    naive_zone: timezone = SYSTEM_TIME,
     concurrency: int = DEFAULT_CONCURRENCY,
     stop: Callable[[], bool] = lambda: False,
     log_format: str = "text",
     verbose: bool = False,
 ) -> int:
-    """What ``sfmc-source sync`` does: check settings, sync, print the summary; the exit code."""
-    naive_zone = parse_offset(system_offset)
-    mids = parse_account_ids(account_ids, account_id)
+    """What ``sfmc-source sync`` does: check settings, sync, print the summary; the exit code.
+    ``account_ids``: one client each, None for the package's own business unit."""
     credentials = [
-        credentials_from(client_id, client_secret, subdomain, mid, auth_url) for mid in mids
+        credentials_from(client_id, client_secret, subdomain, mid, auth_url) for mid in account_ids
     ]
     selected(collections)
     warehouse, schema = Warehouse.parse(destination), schema_name(schema)
@@ -370,33 +367,6 @@ def run_sync_command(
             reporter.close()
     summarize(result, reporter)
     return result.exit_code
-
-
-def parse_account_ids(text: str | None, single: int | None = None) -> list[int | None]:
-    """``--account-ids 512345678,512345679`` (or one ``--account-id``); none: the package's
-    own business unit."""
-    if text and single is not None:
-        raise ConfigError("use --account-ids or --account-id, not both")
-    if not text:
-        return [single]
-    mids: list[int | None] = []
-    for part in (p.strip() for p in str(text).split(",")):
-        if not part.isdigit() or int(part) == 0:
-            raise ConfigError(
-                f"--account-ids {text!r}: use MIDs (whole numbers) separated by commas"
-            )
-        if int(part) not in mids:
-            mids.append(int(part))
-    return mids
-
-
-def parse_offset(text: str) -> timezone:
-    """``-06:00`` (SFMC's system time), ``-07:00`` (old Stack 4 tenants), ..."""
-    match = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text.strip())
-    if not match:
-        raise ConfigError(f"--system-offset {text!r}: use ±HH:MM, e.g. -06:00 (SFMC system time)")
-    sign = -1 if match[1] == "-" else 1
-    return timezone(sign * timedelta(hours=int(match[2]), minutes=int(match[3])))
 
 
 def summarize(result: SyncResult, reporter: Reporter) -> None:
