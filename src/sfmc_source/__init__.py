@@ -13,10 +13,14 @@ __all__ = ["Credentials", "SfmcClient", "__version__", "sfmc_source"]
 
 def __getattr__(name: str) -> Any:
     # Imported on first use, so the emulator and the CLI start without loading dlt.
-    if name in ("Credentials", "SfmcClient"):
-        from sfmc_source import client
+    if name == "Credentials":
+        from sfmc_source.auth import Credentials
 
-        return getattr(client, name)
+        return Credentials
+    if name == "SfmcClient":
+        from sfmc_source.client import SfmcClient
+
+        return SfmcClient
     if name == "sfmc_source":
         from sfmc_source.source import sfmc_source
 

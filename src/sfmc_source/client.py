@@ -13,16 +13,25 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
 from sfmc_source import __version__, soap
-from sfmc_source.auth import TOKEN_PLACEHOLDER, AccessToken, SfmcAuth
+from sfmc_source.auth import (
+    TOKEN_PLACEHOLDER,
+    AccessToken,
+    SfmcAuth,
+    read_token,
+    token_request,
+    unreachable,
+)
+from sfmc_source.auth import (
+    Credentials as Credentials,  # re-exported: made here by credentials_from
+)
 from sfmc_source.errors import (
     AuthenticationError,
-    BusinessUnitRefused,
     ConfigError,
     PermissionDenied,
     RequestRejected,
@@ -35,24 +44,6 @@ MAX_RETRY_AFTER = 300.0
 DEFAULT_CONCURRENCY = 5
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """What a package gives you. ``auth_url`` is ``https://{subdomain}.auth.marketingcloudapis.com``."""
-
-    client_id: str
-    client_secret: str = field(repr=False)
-    auth_url: str
-    account_id: int | None = None
-
-    @classmethod
-    def for_subdomain(
-        cls, client_id: str, client_secret: str, subdomain: str, account_id: int | None = None
-    ) -> Credentials:
-        return cls(
-            client_id, client_secret, f"https://{subdomain}.auth.marketingcloudapis.com", account_id
-        )
 
 
 def credentials_from(
@@ -301,36 +292,18 @@ class SfmcClient:
             self.throttle.release(throttled=response is not None and response.status_code == 429)
 
     def _fetch_token(self) -> AccessToken:
-        creds = self.credentials
-        body: dict[str, Any] = {
-            "grant_type": "client_credentials",
-            "client_id": creds.client_id,
-            "client_secret": creds.client_secret,
-        }
-        if creds.account_id is not None:
-            body["account_id"] = creds.account_id
-        url = creds.auth_url.rstrip("/") + "/v2/token"
-        request = self.http.build_request("POST", url, json=body)
-        # The first request of a client: a host that does not resolve or refuses connections
-        # is a wrong subdomain or auth URL, not a fault that retries would outlast.
+        """A token by the one retry policy. On the client's first request, a host that does
+        not resolve or refuses connections is a wrong subdomain or auth URL, not a fault that
+        retries would outlast."""
+        request = token_request(self.credentials, self.http)
         final = (httpx.ConnectError,) if not self.auth.current_value else ()
         try:
             response = self._send(
                 request, "token request", signed=False, label="token", final=final
             )
         except httpx.ConnectError as exc:
-            raise AuthenticationError(
-                f"cannot reach the auth host {creds.auth_url} ({exc}): check SFMC_SUBDOMAIN "
-                "(--subdomain) or SFMC_AUTH_URL (--auth-url)"
-            ) from None
-        if response.status_code in (400, 401, 403, 404):
-            message = _auth_failure(response, creds)
-            if "(invalid_grant)" in message:
-                raise BusinessUnitRefused(message)
-            raise AuthenticationError(message)
-        if response.status_code != 200:
-            raise RequestRejected(f"token request: HTTP {response.status_code}")
-        return _access_token(response)
+            raise unreachable(self.credentials, exc) from None
+        return read_token(response, self.credentials)
 
 
 def _transient(response: httpx.Response) -> bool:
@@ -373,44 +346,3 @@ def _rest_message(response: httpx.Response) -> str:
         message = str(body.get("message") or response.reason_phrase)
         return f"{message} (errorcode {code})" if code is not None else message
     return response.reason_phrase
-
-
-def _auth_failure(response: httpx.Response, creds: Credentials) -> str:
-    try:
-        error = str(response.json().get("error", ""))
-    except (ValueError, AttributeError):
-        error = ""
-    if error == "invalid_grant":
-        return (
-            f"authentication failed (invalid_grant): the package cannot access business "
-            f"unit {creds.account_id}; check SFMC_ACCOUNT_IDS (--account-ids)"
-        )
-    reason = f" ({error})" if error else f" (HTTP {response.status_code})"
-    return (
-        f"authentication failed{reason}: check SFMC_CLIENT_ID, SFMC_CLIENT_SECRET and "
-        f"SFMC_SUBDOMAIN (auth URL {creds.auth_url})"
-    )
-
-
-def _access_token(response: httpx.Response) -> AccessToken:
-    try:
-        body = response.json()
-        value, expires_in = body["access_token"], body["expires_in"]
-        rest_url, soap_url = body["rest_instance_url"], body["soap_instance_url"]
-    except (ValueError, KeyError, TypeError):
-        raise ResponseError(
-            "token request: the response is not the documented token JSON"
-        ) from None
-    if not (
-        isinstance(value, str)
-        and isinstance(expires_in, int)
-        and isinstance(rest_url, str)
-        and isinstance(soap_url, str)
-    ):
-        raise ResponseError("token request: the token response has fields of the wrong type")
-    scopes = frozenset(str(body.get("scope") or "").split())
-    return AccessToken.issued_now(value, expires_in, _slash(rest_url), _slash(soap_url), scopes)
-
-
-def _slash(url: str) -> str:
-    return url if url.endswith("/") else url + "/"

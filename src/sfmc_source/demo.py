@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from sfmc_source.client import Credentials, SfmcClient
+from sfmc_source.auth import Credentials
+from sfmc_source.client import SfmcClient
 from sfmc_source.emulator import Emulator, EmulatorConfig
 from sfmc_source.report import Reporter
 from sfmc_source.sync import SyncResult, pipeline_for, run_sync, summarize
