@@ -275,6 +275,11 @@ def emulator(
         faults=faults,
         rest=RestOptions(assets_envelope=assets_envelope),
     )
+    _serve(config, port)
+
+
+def _serve(config: EmulatorConfig, port: int) -> None:
+    """Start the emulator, print its environment, and serve until SIGINT or SIGTERM."""
     started = time.perf_counter()
     server = Emulator(config, port)
     for name, value in server.environment().items():

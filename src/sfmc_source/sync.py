@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -358,13 +358,9 @@ def run_sync_command(
             return [s for client in clients for s in client.secrets()] + warehouse.secrets()
 
         reporter = reporter_for(log_format, uuid.uuid4().hex, secrets, verbose)
-        backfill = timedelta(days=backfill_days)
-        try:
-            result = run_sync(
-                clients, pipeline, collections, full_refresh, naive_zone, stop, reporter, backfill
-            )
-        finally:
-            reporter.close()
+        options = (full_refresh, naive_zone, stop, reporter, timedelta(days=backfill_days))
+        with closing(reporter):
+            result = run_sync(clients, pipeline, collections, *options)
     summarize(result, reporter)
     return result.exit_code
 
