@@ -96,23 +96,24 @@ class TokenIssuer:
             return oauth_error(
                 400, "invalid_scope", "A requested scope is not granted to this package."
             )
+        return self._token_response(package, mid, scopes, base_url)
+
+    def _token_response(
+        self, package: Package, mid: int, scopes: frozenset[str], base_url: str
+    ) -> Response:
         token = _jwt_like(mid)
         with self._lock:
             self._tokens[token] = Token(mid, scopes, time.monotonic() + package.token_lifetime)
         base = base_url.rstrip("/")
-        return Response(
-            200,
-            to_json(
-                {
-                    "access_token": token,
-                    "token_type": "Bearer",
-                    "expires_in": package.token_ttl,
-                    "scope": " ".join(("offline", *UNRELATED_SCOPES, *sorted(scopes))),
-                    "soap_instance_url": f"{base}/soap/",
-                    "rest_instance_url": f"{base}/rest/",
-                }
-            ),
-        )
+        body = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": package.token_ttl,
+            "scope": " ".join(("offline", *UNRELATED_SCOPES, *sorted(scopes))),
+            "soap_instance_url": f"{base}/soap/",
+            "rest_instance_url": f"{base}/rest/",
+        }
+        return Response(200, to_json(body))
 
     def userinfo(self, request: Request) -> Response:
         """``GET /v2/userinfo``: who the bearer token acts for; here only what a sync reads,

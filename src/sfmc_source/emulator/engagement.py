@@ -62,6 +62,26 @@ def add_engagement(
         row = Row(_subscriber(rng, unit.mid, FIRST_SUBSCRIBER_ID + number, instant()))
         unit.subscribers[row.fields["SubscriberKey"]] = row
     all_subscribers = min(unit.lists, default=None)  # the first list generated
+    _add_memberships(unit, rng, all_subscribers, instant, span)
+    keys = list(unit.subscribers)
+    events = _EventWriter(rng, unit, all_subscribers)
+    for number in range(sends):
+        send_id = FIRST_SEND_ID + number
+        sent_at = instant()
+        audience = rng.sample(keys, min(len(keys), max(1, round(rng.gauss(recipients, 3)))))
+        counters = events.send(send_id, to_micros(sent_at), audience)
+        unit.sends[send_id] = Row(_send(rng, unit.mid, send_id, sent_at, counters))
+    unit.events = events.tables()
+
+
+def _add_memberships(
+    unit: BusinessUnit,
+    rng: random.Random,
+    all_subscribers: int | None,
+    instant: Callable[..., datetime],
+    span: float,
+) -> None:
+    """Every subscriber in the first list, and in up to two others."""
     other_lists = [list_id for list_id in unit.lists if list_id != all_subscribers]
     for subscriber in unit.subscribers.values():
         lists = [all_subscribers] if all_subscribers is not None else []
@@ -79,15 +99,6 @@ def add_engagement(
                 "SubscriberKey": subscriber.fields["SubscriberKey"],
             }
             unit.list_subscribers.append(Row(fields))
-    keys = list(unit.subscribers)
-    events = _EventWriter(rng, unit, all_subscribers)
-    for number in range(sends):
-        send_id = FIRST_SEND_ID + number
-        sent_at = instant()
-        audience = rng.sample(keys, min(len(keys), max(1, round(rng.gauss(recipients, 3)))))
-        counters = events.send(send_id, to_micros(sent_at), audience)
-        unit.sends[send_id] = Row(_send(rng, unit.mid, send_id, sent_at, counters))
-    unit.events = events.tables()
 
 
 def _subscriber(rng: random.Random, mid: int, number: int, created: datetime) -> Fields:
