@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import psycopg2
 import pytest
 import test_sync_e2e as e2e
 from dlt.common.versioned_state import decompress_state
@@ -22,6 +23,8 @@ from sfmc_source.emulator import Emulator, Sizes
 cli = e2e.cli
 destination_factory = e2e.destination_factory
 destination = e2e.destination
+client_factory = e2e.client_factory
+syncs = e2e.syncs
 
 Factory = Callable[..., Emulator]
 TINY = Sizes(campaigns=3, assets_per_campaign=1, lists=4, journeys=1)
@@ -292,3 +295,52 @@ def test_a_schema_is_one_name_in_any_case(
     status = run_cli("status", "--schema", "Prod", env=env, cwd=tmp_path)
     assert status.returncode == 0, status.stdout + status.stderr
     assert re.search(r"^lists +ok ", status.stdout, re.M)
+
+
+# ---- 2. a re-run converges to one row per key ---------------------------------------------
+
+
+def write(dest: Destination, sql: str) -> None:
+    sql = sql.replace("{schema}", dest.schema)
+    if dest.kind == "duckdb":
+        assert dest.path is not None
+        with duckdb.connect(str(dest.path)) as con:
+            con.execute(sql)
+        return
+    con = psycopg2.connect(e2e.POSTGRES_URL)
+    try:
+        with con, con.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        con.close()
+
+
+def doubled(dest: Destination, table: str) -> str:
+    """SQL that adds a copy of every row of ``table`` (a new ``_dlt_id``, which is unique)."""
+    found = dest.query(
+        "SELECT column_name FROM information_schema.columns "
+        f"WHERE table_schema = '{{schema}}' AND table_name = '{table}'"
+    )
+    columns = [f'"{name}"' for (name,) in found]
+    copied = [c if c != '"_dlt_id"' else "_dlt_id || '-copy'" for c in columns]
+    return (
+        f"INSERT INTO {{schema}}.{table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(copied)} FROM {{schema}}.{table}"
+    )
+
+
+def test_a_full_refresh_converges_a_warehouse_with_doubled_keys(
+    emulator_factory: Factory, destination: Destination, syncs: e2e.Syncs
+) -> None:
+    """Whatever doubled the rows (two syncs of an older version at once), a re-read merges
+    them back to one row per key, equal to the source."""
+    emulator = emulator_factory(sizes=TINY)
+    assert syncs.run(emulator, destination, collections=("lists", "campaigns")).exit_code == 0
+    for table in ("lists", "campaigns"):
+        write(destination, doubled(destination, table))
+        assert e2e.duplicate_keys(destination, table)
+    again = syncs.run(emulator, destination, collections=("lists", "campaigns"), full_refresh=True)
+    assert again.exit_code == 0
+    for table in ("lists", "campaigns"):
+        assert e2e.duplicate_keys(destination, table) == []
+    e2e.assert_warehouse_equals(destination, e2e.snapshot(emulator, ("lists", "campaigns")))
