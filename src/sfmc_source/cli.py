@@ -386,13 +386,9 @@ def config_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     )
 
 
-def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options of one sync, shared by ``sync`` and ``run``."""
-    options: list[Callable[[Any], Any]] = [
-        config_option(
-            "A TOML file with the same keys as these options (see example.toml); "
-            "keys of `run` only (every, jitter) are left to it."
-        ),
+def destination_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the syncs load, for the commands that read or check it."""
+    options = [
         click.option(
             "--destination",
             envvar="SFMC_DESTINATION",
@@ -410,6 +406,20 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Schema (dataset) the tables land in.",
         ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of one sync, shared by ``sync`` and ``run``."""
+    options: list[Callable[[Any], Any]] = [
+        config_option(
+            "A TOML file with the same keys as these options (see example.toml); "
+            "keys of `run` only (every, jitter) are left to it."
+        ),
+        destination_options,
         click.option(
             "--collections",
             default=None,
@@ -609,26 +619,6 @@ def _describe(collection: Collection) -> dict[str, Any]:
             {"name": c.name, "type": c.type, "source": c.source} for c in collection.table_columns
         ],
     }
-
-
-def destination_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Where the syncs load, for the commands that read or check it."""
-    options = [
-        click.option(
-            "--destination",
-            envvar="SFMC_DESTINATION",
-            show_envvar=True,
-            default=DEFAULT_DESTINATION,
-            show_default=True,
-            help="The destination the syncs load into.",
-        ),
-        click.option(
-            "--schema", envvar="SFMC_SCHEMA", show_envvar=True, default="sfmc", show_default=True
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 @main.command()
