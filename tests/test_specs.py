@@ -70,7 +70,9 @@ def test_a_row_whose_strategy_nothing_reads_fails_when_the_source_is_made(
     emulator_factory: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emulator = emulator_factory(sizes=TINY)
-    odd = replace(COLLECTIONS["lists"], name="odd", incremental=ChangedParents())
+    odd = replace(
+        COLLECTIONS["lists"], name="odd", incremental=ChangedParents((("list_id", "id"),))
+    )
     monkeypatch.setitem(COLLECTIONS, "odd", odd)
     with pytest.raises(NotImplementedError, match="odd: no reader for ChangedParents"):
         resources_of(unit_run(emulator))
