@@ -274,7 +274,7 @@ LISTS = Collection(
 FOLDERS = Collection(
     name="folders",
     source=Soap("DataFolder"),
-    incremental=Listed("a ModifiedDate filter has one source and cannot see deletions"),
+    incremental=Listed("folders are few, and a deleted one leaves nothing a cursor could find"),
     replaced_by=(),
     primary_key=("id",),
     # No permission is documented for DataFolder; lists' folders are read with lists'.
