@@ -193,3 +193,18 @@ def test_collections_lists_every_table_column_and_key() -> None:
     text = CliRunner().invoke(main, ["collections"]).output
     assert "schema_args_dequeue_reason_type" in text
     assert "permission:  Automation > Journeys > Read" in text
+
+
+def test_folders_are_checked_with_the_lists_permission(
+    emulator_factory: Callable[..., Emulator],
+) -> None:
+    """No permission is documented for DataFolder: folders are read with lists' (specs.py)."""
+    scopes = tuple(s for s in READ_SCOPES if s != "list_and_subscribers_read")
+    emulator = emulator_factory(sizes=TINY, scopes=scopes)
+    with client_for(emulator) as client:
+        findings = run_check(client, ["folders", "journey_activities"])
+    assert [(f.what, f.ok) for f in findings] == [
+        ("Credentials and subdomain", True),
+        ("Contacts > Lists and Subscribers > Read", False),
+        ("Automation > Journeys > Read", True),
+    ]

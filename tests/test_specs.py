@@ -3,6 +3,7 @@ all come from them, and a row nothing can read fails loudly."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,6 +21,7 @@ from sfmc_source.specs import (
     COLLECTIONS,
     ChangedParents,
     Listed,
+    Rest,
     load_groups,
 )
 from sfmc_source.sync import pipeline_for, run_sync
@@ -70,7 +72,9 @@ def test_a_row_whose_strategy_nothing_reads_fails_when_the_source_is_made(
     emulator_factory: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emulator = emulator_factory(sizes=TINY)
-    odd = replace(COLLECTIONS["lists"], name="odd", incremental=ChangedParents())
+    odd = replace(
+        COLLECTIONS["lists"], name="odd", incremental=ChangedParents((("list_id", "id"),))
+    )
     monkeypatch.setitem(COLLECTIONS, "odd", odd)
     with pytest.raises(NotImplementedError, match="odd: no reader for ChangedParents"):
         resources_of(unit_run(emulator))
@@ -90,3 +94,18 @@ def test_a_full_sync_loads_every_collection_declared(
         for name in COLLECTIONS:
             table = sql.make_qualified_table_name(name)
             assert sql.execute_sql(f"SELECT count(*) FROM {table}")[0][0] > 0, name
+
+
+def test_rows_read_per_parent_name_only_what_the_parent_has() -> None:
+    """A ``ChangedParents`` row replaces by the columns that hold its parent's key, and its
+    path and params name only its parent's columns."""
+    for spec in COLLECTIONS.values():
+        how = spec.incremental
+        if not isinstance(how, ChangedParents):
+            continue
+        assert spec.parent is not None and isinstance(spec.source, Rest)
+        parent = {c.name for c in COLLECTIONS[spec.parent].columns}
+        assert spec.replaced_by == tuple(child for child, _ in how.parent_key)
+        assert {column for _, column in how.parent_key} | {how.stamp} <= parent
+        named = re.findall(r"{(\w+)}", spec.source.path + str(spec.source.params))
+        assert named and set(named) <= parent, spec.name

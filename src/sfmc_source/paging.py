@@ -46,8 +46,19 @@ def rest_pages(
         page, previous = page + 1, items
 
 
+def one_resource(
+    client: SfmcClient, path: str, params: dict[str, Any], label: str
+) -> Iterator[list[Any]]:
+    """A single resource (one journey version): one GET, its JSON object the only item."""
+    body = client.get_json(path, params, label)
+    if not isinstance(body, dict):
+        raise ResponseError(f"GET {path}: the response is not a JSON object")
+    yield [body]
+
+
 PAGINATORS: dict[str, Callable[[SfmcClient, str, dict[str, Any], str], Iterator[list[Any]]]] = {
     "pages": rest_pages,
+    "one": one_resource,
 }
 
 

@@ -17,7 +17,7 @@ from sfmc_source import rows, soap
 from sfmc_source.client import SfmcClient
 from sfmc_source.errors import PropertyRefused, ResponseError
 from sfmc_source.paging import PAGINATORS
-from sfmc_source.specs import EVENT_KEY, Collection, Nested, Rest, Soap
+from sfmc_source.specs import EVENT_KEY, ChangedParents, Collection, Nested, Rest, Soap
 from sfmc_source.tally import DELETED
 
 Table: TypeAlias = pa.Table
@@ -66,12 +66,19 @@ class Reader:
 
     # ---- REST -----------------------------------------------------------------------------
 
-    def records(self, collection: Collection, path: str | None = None) -> Iterator[list[Any]]:
-        """The raw items of a REST collection, page by page (``path``: one parent's)."""
+    def records(
+        self,
+        collection: Collection,
+        path: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Iterator[list[Any]]:
+        """The raw items of a REST collection, page by page (``path`` and ``params``: one
+        parent's)."""
         assert isinstance(collection.source, Rest)
         source = collection.source
         pages = PAGINATORS[source.paginator]
-        yield from pages(self.client, path or source.path, dict(source.params), collection.name)
+        query = dict(source.params) if params is None else params
+        yield from pages(self.client, path or source.path, query, collection.name)
 
     def shaped(self, collection: Collection, records: list[Any]) -> Table:
         return self._table(collection, records)
@@ -92,41 +99,53 @@ class Reader:
     def per_parent(
         self, collection: Collection, parents: Table, seen: dict[str, str]
     ) -> tuple[Table | None, dict[str, str]]:
-        """The rows of each parent row whose ``modified_date`` differs from the one they were
-        last read at (``seen``), fetched ``concurrency`` at a time, and the stamps they were
-        read at. They replace the parent's rows in the warehouse; a parent with none left gets
-        a marker row that dlt deletes instead of inserting, so its old rows go too."""
-        ids: list[str] = parents["id"].to_pylist()  # type: ignore[assignment]  # a key: never null
-        modified: list[datetime | None] = parents["modified_date"].to_pylist()
-        stamps = {c: _stamp(m) for c, m in zip(ids, modified, strict=True)}
-        due = [c for c, stamp in stamps.items() if self.full_refresh or seen.get(c) != stamp]
+        """The rows of each parent row whose stamp column differs from the one they were last
+        read at (``seen``, by ``_stamp_key``), fetched ``concurrency`` at a time, and the
+        stamps of every parent row. They replace the parent's rows in the warehouse; a parent
+        with none left gets a marker row that dlt deletes instead of inserting, so its old
+        rows go too."""
+        how = collection.incremental
+        assert isinstance(how, ChangedParents)
+        records = parents.to_pylist()
+        stamps = {_stamp_key(how, r): _stamp(r[how.stamp]) for r in records}
+        due = [
+            r
+            for r in records
+            if self.full_refresh or seen.get(_stamp_key(how, r)) != _stamp(r[how.stamp])
+        ]
         if not due:
-            return None, {}
+            return None, stamps
         fetched = self.client.map(lambda parent: self._of_parent(collection, parent), due)
         table = pa.concat_tables(
-            found or self._none_left(collection, c) for c, found in zip(due, fetched, strict=True)
+            found or self._none_left(collection, p) for p, found in zip(due, fetched, strict=True)
         )
-        return table, {c: stamps[c] for c in due}
+        return table, stamps
 
-    def _of_parent(self, collection: Collection, parent_id: str) -> Table | None:
-        assert isinstance(collection.source, Rest)
-        path = collection.source.path.format(id=parent_id)
-        items = [i for page in self.records(collection, path) for i in page]
+    def _of_parent(self, collection: Collection, parent: dict[str, Any]) -> Table | None:
+        """One parent's rows: its columns fill the path and params, and its key the rows'."""
+        source, how = collection.source, collection.incremental
+        assert isinstance(source, Rest) and isinstance(how, ChangedParents)
+        params = {name: value.format(**parent) for name, value in source.params}
+        pages = self.records(collection, source.path.format(**parent), params)
+        items = [i for page in pages for i in page]
+        if source.within:
+            items = [e for item in items for e in _array(item, source.within, collection.name)]
         if not items:
             return None
-        found = self._table(collection, items)
+        links = {collection.source_of(child): parent[column] for child, column in how.parent_key}
+        found = self._table(collection, [{**item, **links} for item in items])
         return found.append_column(pa.field(DELETED, pa.bool_()), pa.nulls(len(found), pa.bool_()))
 
-    def _none_left(self, collection: Collection, parent_id: str) -> Table:
-        """The marker row that deletes a parent's rows (its ``id`` only fills the key)."""
+    def _none_left(self, collection: Collection, parent: dict[str, Any]) -> Table:
+        """The marker row that deletes a parent's rows: the parent's key, and text naming
+        the parent in the rest of the primary key."""
+        how = collection.incremental
+        assert isinstance(how, ChangedParents)
         schema = rows.warehouse_schema(collection).append(pa.field(DELETED, pa.bool_()))
-        parent_column = (collection.replaced_by or ("id",))[0]
-        marker = {
-            "id": f"no-{collection.name}:{parent_id}",
-            parent_column: parent_id,
-            "business_unit_id": self.unit,
-            DELETED: True,
-        }
+        marker = {child: parent[column] for child, column in how.parent_key}
+        filler = f"no-{collection.name}:{_stamp_key(how, parent)}"
+        marker.update({key: filler for key in collection.primary_key if key not in marker})
+        marker.update({"business_unit_id": self.unit, DELETED: True})
         return pa.Table.from_pylist([marker], schema=schema)
 
     def nested(self, collection: Collection, parent: Collection, records: list[Any]) -> Table:
@@ -304,6 +323,11 @@ def _chunks(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
+def _stamp_key(how: ChangedParents, parent: dict[str, Any]) -> str:
+    """What a parent's read stamp is kept under: its key's values, joined by ``|``."""
+    return "|".join(str(parent[column]) for _, column in how.parent_key)
+
+
 def _stamp(modified: datetime | None) -> str:
     return modified.isoformat() if modified is not None else ""
 
@@ -318,6 +342,6 @@ def _array(record: dict[str, Any], key: str, collection: str) -> list[dict[str, 
     value = record.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ResponseError(
-            f"{collection}: {key} of interaction {record.get('id')} is not a list of objects"
+            f"{collection}: {key} of item {record.get('id')} is not a list of objects"
         )
     return value

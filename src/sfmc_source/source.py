@@ -41,6 +41,7 @@ from sfmc_source.specs import (
     Collection,
     Cursor,
     EventWindows,
+    Listed,
     Nested,
     ParentKeys,
     Rest,
@@ -112,9 +113,14 @@ def resources_of(run: UnitRun) -> dict[str, DltResource]:
     feeds: dict[str, DltResource] = {}  # what each collection's children read from
     for spec in COLLECTIONS.values():
         hints = _hints(spec)
-        if spec.parent is not None:
-            read = run.nested(spec) if isinstance(spec.source, Nested) else run.child(spec)
+        if isinstance(spec.source, Nested):  # read from the parent's records
+            assert spec.parent is not None
+            read = run.nested(spec)
             built[spec.name] = dlt.transformer(read, data_from=feeds[spec.parent], **hints)
+        elif spec.parent is not None:  # read from the parent's rows
+            built[spec.name] = dlt.transformer(
+                run.child(spec), data_from=built[spec.parent], **hints
+            )
         elif any(isinstance(c.source, Nested) for c in _children(spec)):
             records = dlt.resource(run.records(spec), name=f"{spec.name}_records", selected=False)
             built[spec.name] = dlt.transformer(run.shaped(spec), data_from=records, **hints)
@@ -148,6 +154,8 @@ class UnitRun:
             method = self._newest_first
         elif isinstance(how, Cursor):
             method = self._by_cursor
+        elif isinstance(how, Listed) and isinstance(spec.source, Soap):
+            method = self._listed
         else:
             raise NotImplementedError(f"{spec.name}: no reader for {how} at the root")
 
@@ -159,7 +167,7 @@ class UnitRun:
     def child(self, spec: Collection) -> Callable[[Table], Table | Iterator[Table] | None]:
         how = spec.incremental
         if isinstance(how, ChangedParents):
-            return self._changed_parents(spec)
+            return self._changed_parents(spec, how)
         if isinstance(how, ParentKeys):
             return self._parent_keys(spec, how)
         raise NotImplementedError(f"{spec.name}: no reader for {how} under a parent")
@@ -198,16 +206,30 @@ class UnitRun:
         self.tally.settle(spec)
         mark.commit()
 
-    def _changed_parents(self, spec: Collection) -> Callable[[Table], Table | None]:
+    def _changed_parents(
+        self, spec: Collection, how: ChangedParents
+    ) -> Callable[[Table], Table | None]:
+        """Each batch of parent rows: the rows of those whose stamp moved. The stamps kept
+        are, for a parent listed in full, exactly those of the parents this run listed; else
+        those the parent cursor's overlap can read again."""
         assert spec.parent is not None
-        overlap = getattr(COLLECTIONS[spec.parent].incremental, "overlap", timedelta(0))
+        parent = COLLECTIONS[spec.parent].incremental
+        overlap = getattr(parent, "overlap", timedelta(0))
+        listed: dict[str, str] | None = {} if isinstance(parent, Listed) else None
+        started: list[dict[str, str]] = []  # the stamps this run started with
 
         def read(parents: Table) -> Table | None:
-            # parent id → the modified date its rows were read at, for the overlap's parents
+            # parent key → the stamp its rows were read at
             state = unit_state(self.unit)
-            seen = state.get(READ_AT, {})
+            if not started:
+                started.append(dict(state.get(READ_AT, {})))
+            seen = started[0] if listed is not None else state.get(READ_AT, {})
             found, stamps = self.reader.per_parent(spec, parents, seen)
-            state[READ_AT] = within({**seen, **stamps}, overlap * 2)
+            if listed is None:
+                state[READ_AT] = within({**seen, **stamps}, overlap * 2)
+            else:
+                listed.update(stamps)
+                state[READ_AT] = dict(listed)
             return None if found is None else self.tally.settled(spec, found)
 
         return read
@@ -222,6 +244,16 @@ class UnitRun:
         pages = changed if how.recent is None else self._and_recent(spec, how, mark, changed)
         yield from self._staged(spec, mark, pages)
         mark.state[REFUSED] = [*refused, *changed.refused]
+
+    def _listed(self, spec: Collection, how: Listed) -> Iterator[Item]:
+        """A SOAP collection read in full: every row, in batches; it replaces the unit's."""
+        state = unit_state(self.unit)
+        refused = self._refused(spec, state)
+        listing = self.reader.changed(spec, None, refused)
+        for batch in _batches(listing, ROWS_BATCH):
+            yield self.tally.add(spec, pa.concat_tables(batch))
+        yield from _deduplicate_if(self.tally.settle(spec), spec)
+        state[REFUSED] = [*refused, *listing.refused]
 
     def _refused(self, spec: Collection, state: dict[str, Any]) -> list[str]:
         """The properties this tenant refuses: remembered, or asked of Describe once."""

@@ -26,17 +26,23 @@ class Column:
 
 @dataclass(frozen=True)
 class Rest:
-    """Read with REST GETs of ``path`` (``{id}``: each parent row's id), paged by the
-    paginator of that name (``paging.PAGINATORS``)."""
+    """Read with REST GETs of ``path``, paged by the paginator of that name
+    (``paging.PAGINATORS``). Under a parent, ``{column}`` in the path and params is that
+    column of each parent row; ``within``: the rows are the entries of that array of each
+    item."""
 
     path: str
     params: tuple[tuple[str, str], ...] = ()
     paginator: str = "pages"
     note: str = ""  # said after the path, for people
+    within: str = ""
 
     @property
     def api(self) -> str:
-        return f"REST GET /{self.path}{f' ({self.note})' if self.note else ''}"
+        # a parent's values in the query are part of what is read: say them
+        templated = any("{" in value for _, value in self.params)
+        query = "?" + "&".join(f"{n}={v}" for n, v in self.params) if templated else ""
+        return f"REST GET /{self.path}{query}{f' ({self.note})' if self.note else ''}"
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,15 @@ class EventWindows:
 
 @dataclass(frozen=True)
 class ChangedParents:
-    """Read again for each parent row whose modified date moved; they replace that parent's."""
+    """Read again for each parent row whose ``stamp`` column moved since its rows were read;
+    they replace that parent's rows. ``parent_key``: each of the row's columns that holds a
+    column of the parent's key (a parent with no rows left gets a marker row of them that
+    deletes its old ones). The stamps read are kept for the parents a later run can list
+    again: for a parent listed in full, exactly those listed; else those its cursor's
+    overlap reads again."""
+
+    parent_key: tuple[tuple[str, str], ...]
+    stamp: str = "modified_date"
 
 
 @dataclass(frozen=True)
@@ -213,7 +227,7 @@ CAMPAIGNS = Collection(
 CAMPAIGN_ASSETS = Collection(
     name="campaign_assets",
     source=Rest("hub/v1/campaigns/{id}/assets"),
-    incremental=ChangedParents(),
+    incremental=ChangedParents((("campaign_id", "id"),)),
     parent="campaigns",
     replaced_by=("campaign_id",),
     primary_key=("id",),
@@ -254,6 +268,30 @@ LISTS = Collection(
         ("client_customer_key", "Client.CustomerKey"),
         ("client_partner_user_key", "Client.PartnerUserKey"),
         ("client_user_id", "Client.UserID", "bigint"),
+    ),
+)
+
+FOLDERS = Collection(
+    name="folders",
+    source=Soap("DataFolder"),
+    incremental=Listed("folders are few, and a deleted one leaves nothing a cursor could find"),
+    replaced_by=(),
+    primary_key=("id",),
+    # No permission is documented for DataFolder; lists' folders are read with lists'.
+    permission=CONTACTS,
+    columns=_columns(
+        ("id", "ID", "bigint"),
+        ("name", "Name"),
+        ("description", "Description"),
+        ("content_type", "ContentType"),
+        ("parent_folder_id", "ParentFolder.ID", "bigint"),
+        ("is_active", "IsActive", "bool"),
+        ("is_editable", "IsEditable", "bool"),
+        ("allow_children", "AllowChildren", "bool"),
+        ("customer_key", "CustomerKey"),
+        ("created_date", "CreatedDate", "timestamp"),
+        ("modified_date", "ModifiedDate", "timestamp"),
+        ("client_id", "Client.ID", "bigint"),
     ),
 )
 
@@ -359,6 +397,39 @@ GOALS = Collection(
         ("metadata_configuration_title", "metaData.title"),
     )
     + _schema_columns(),
+)
+
+JOURNEY_ACTIVITIES = Collection(
+    name="journey_activities",
+    # The listing's extras=activities is uncertain, the single GET's is confirmed; without
+    # versionNumber it can answer 404 (docs/sfmc-api.md#journey-activities).
+    source=Rest(
+        "interaction/v1/interactions/key:{key}",
+        (("versionNumber", "{version}"), ("extras", "activities")),
+        paginator="one",
+        within="activities",
+    ),
+    incremental=ChangedParents((("interaction_id", "id"), ("interaction_version", "version"))),
+    parent="interactions",
+    replaced_by=("interaction_id", "interaction_version"),
+    primary_key=("interaction_id", "interaction_version", "key"),
+    permission=JOURNEYS,
+    columns=_columns(
+        ("interaction_id", "interaction_id"),
+        ("interaction_version", "interaction_version", "bigint"),
+        ("key", "key"),
+        ("id", "id"),
+        ("name", "name"),
+        ("description", "description"),
+        ("type", "type"),
+        ("outcomes", "outcomes", "json"),
+        ("arguments", "arguments", "json"),
+        ("configuration_arguments", "configurationArguments", "json"),
+        ("metadata", "metaData", "json"),
+        # join keys (EMAILV2): the TriggeredSendDefinition's ObjectID and the legacy email id
+        ("triggered_send_id", "configurationArguments.triggeredSendId"),
+        ("email_id", "configurationArguments.triggeredSend.emailId", "bigint"),
+    ),
 )
 
 SUBSCRIBERS = Collection(
@@ -507,8 +578,10 @@ COLLECTIONS = {
         CAMPAIGNS,
         CAMPAIGN_ASSETS,
         LISTS,
+        FOLDERS,
         INTERACTIONS,
         GOALS,
+        JOURNEY_ACTIVITIES,
         LIST_SUBSCRIBERS,
         SUBSCRIBERS,
         SENDS,
@@ -569,8 +642,8 @@ def describe(collection: Collection) -> str:
     if isinstance(how, ChangedParents):
         assert parent is not None
         return (
-            f"re-read for each changed row of {parent.name} (all of them on a full refresh); "
-            f"they replace that row's {collection.name}"
+            f"re-read for each row of {parent.name} whose {parent.source_of(how.stamp)} moved "
+            f"(all of them on a full refresh); they replace that row's {collection.name}"
         )
     if isinstance(how, ParentKeys):
         assert parent is not None

@@ -256,8 +256,9 @@ def test_journey_items_have_the_list_shape(session: Session) -> None:
 
 @pytest.mark.parametrize("extras", ["activities", "all"])
 def test_extras_add_activities_and_triggers(session: Session, extras: str) -> None:
-    item = session.rest("interaction/v1/interactions", extras=extras).json()["items"][0]
-    assert item["activities"] and item["triggers"]
+    items = session.rest("interaction/v1/interactions", extras=extras).json()["items"]
+    assert all("activities" in item and item["triggers"] for item in items)
+    assert any(item["activities"] for item in items)  # some versions have none
 
 
 def test_journeys_page_at_50_and_honour_the_echo_variant(
@@ -330,6 +331,33 @@ def test_one_journey_by_id_and_by_key(session: Session) -> None:
     assert by_id["version"] == by_key["version"] == latest["version"]
     first = session.rest(f"interaction/v1/interactions/{latest['id']}", versionNumber=1).json()
     assert first["version"] == 1 and first["definitionId"] == latest["id"]
+
+
+def test_one_version_by_key_carries_its_activities_with_extras(session: Session) -> None:
+    unit = session.emulator.app.unit()
+    version = next(v.fields for v in unit.journey_versions() if v.fields["activities"])
+    path = f"interaction/v1/interactions/key:{version['key']}"
+    found = session.rest(path, versionNumber=version["version"], extras="activities").json()
+    assert (found["id"], found["version"]) == (version["id"], version["version"])
+    assert [a["key"] for a in found["activities"]] == [a["key"] for a in version["activities"]]
+    assert "activities" not in session.rest(path, versionNumber=version["version"]).json()
+
+
+def test_one_journey_without_a_version_whose_latest_is_deleted_is_not_found(
+    session: Session,
+) -> None:
+    """The deleted-latest-version quirk (docs/sfmc-api.md#journey-activities): the single GET
+    without ``versionNumber`` takes the latest version, deleted or not."""
+    versions = next(v for v in session.emulator.app.unit().journeys.values() if len(v) > 1)
+    latest, earlier = versions[-1].fields, versions[-2].fields
+    session.emulator.app.mutate.delete("interactions", (latest["id"], latest["version"]))
+    path = f"interaction/v1/interactions/key:{latest['key']}"
+    response = session.rest(path, extras="activities")
+    assert response.status_code == 404
+    assert response.json()["message"] == "Interaction matching criteria not found."
+    assert response.json()["errorcode"] == 30003
+    found = session.rest(path, versionNumber=earlier["version"], extras="activities")
+    assert found.status_code == 200 and found.json()["version"] == earlier["version"]
 
 
 @pytest.mark.parametrize(

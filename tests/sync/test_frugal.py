@@ -341,3 +341,43 @@ def test_a_first_run_that_fails_after_reading_some_assets_leaves_them_unread(
     assert sorted(asset_campaigns(emu)) == sorted(unit.campaigns)
     assert emu.app.log.count(CAMPAIGN_PAGES) == math.ceil(campaigns / 50)
     assert_equals_emulator(duckdb_destination, emu)
+
+
+# ---- journey activities and folders ------------------------------------------------------
+
+ONE_VERSION = "GET /interaction/v1/interactions/key:{key}"
+FOLDER_RETRIEVES = "SOAP Retrieve DataFolder"
+WITH_ACTIVITIES = (*e2e.TABLES, "journey_activities", "folders")
+
+
+def test_journey_activities_cost_nothing_until_a_version_changes(
+    emulator_factory: Factory, duckdb_destination: Destination, syncs: Syncs
+) -> None:
+    emu = emulator_factory(sizes=SIZES)
+    versions = [v for v in emu.app.unit().journey_versions() if v.fields["status"] != "Deleted"]
+    assert_ok_with(syncs.run(emu, duckdb_destination, collections=WITH_ACTIVITIES))
+    assert counts(emu)[ONE_VERSION] == len(versions)
+    emu.app.log.clear()
+
+    nothing_new = syncs.run(emu, duckdb_destination, collections=WITH_ACTIVITIES)
+
+    assert_ok_with(nothing_new)
+    assert counts(emu) == {**no_change_counts(emu), FOLDER_RETRIEVES: 1}
+    assert requests_of(nothing_new)["journey_activities"] == 0
+    assert rows_of(nothing_new)["journey_activities"] == 0
+
+    # two versions changed: two requests, each for its version
+    for version in versions[:2]:
+        key = (version.fields["id"], version.fields["version"])
+        emu.app.mutate.update("interactions", key, activities=[])
+    emu.app.log.clear()
+    changed = syncs.run(emu, duckdb_destination, collections=WITH_ACTIVITIES)
+    assert_ok_with(changed)
+    assert counts(emu) == {**no_change_counts(emu), FOLDER_RETRIEVES: 1, ONE_VERSION: 2}
+    assert requests_of(changed)["journey_activities"] == 2
+    assert_equals_emulator(duckdb_destination, emu, ["journey_activities", "folders"])
+
+
+def assert_ok_with(result: SyncResult) -> None:
+    assert result.fatal is None, result.fatal
+    assert outcome(result) == dict.fromkeys(WITH_ACTIVITIES), outcome(result)

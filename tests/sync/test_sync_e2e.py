@@ -180,7 +180,9 @@ PRIMARY_KEYS = {
     "campaigns": ("id",),
     "campaign_assets": ("id",),
     "lists": ("id",),
+    "folders": ("id",),
     "interactions": ("id", "version"),
+    "journey_activities": ("interaction_id", "interaction_version", "key"),
     "goals": ("interaction_id", "interaction_version", "key"),
 }
 
@@ -222,6 +224,33 @@ LIST_FIELDS = {
     "client_customer_key": "Client.CustomerKey",
     "client_partner_user_key": "Client.PartnerUserKey",
     "client_user_id": "Client.UserID",
+}
+FOLDER_FIELDS = {
+    "id": "ID",
+    "name": "Name",
+    "description": "Description",
+    "content_type": "ContentType",
+    "parent_folder_id": "ParentFolder.ID",
+    "is_active": "IsActive",
+    "is_editable": "IsEditable",
+    "allow_children": "AllowChildren",
+    "customer_key": "CustomerKey",
+    "created_date": "CreatedDate",
+    "modified_date": "ModifiedDate",
+    "client_id": "Client.ID",
+}
+ACTIVITY_FIELDS = {
+    "key": "key",
+    "id": "id",
+    "name": "name",
+    "description": "description",
+    "type": "type",
+    "outcomes": "outcomes",
+    "arguments": "arguments",
+    "configuration_arguments": "configurationArguments",
+    "metadata": "metaData",
+    "triggered_send_id": "configurationArguments.triggeredSendId",
+    "email_id": "configurationArguments.triggeredSend.emailId",
 }
 INTERACTION_FIELDS = {
     "id": "id",
@@ -288,7 +317,9 @@ COLUMNS = {
     "campaigns": tuple(CAMPAIGN_FIELDS),
     "campaign_assets": tuple(ASSET_FIELDS),
     "lists": tuple(LIST_FIELDS),
+    "folders": tuple(FOLDER_FIELDS),
     "interactions": tuple(INTERACTION_FIELDS),
+    "journey_activities": ("interaction_id", "interaction_version", *ACTIVITY_FIELDS),
     "goals": ("interaction_id", "interaction_version", "key", *GOAL_FIELDS),
 }
 
@@ -305,6 +336,24 @@ KINDS: dict[str, dict[str, str]] = {
         "client_user_id": "bigint",
         "created_date": "timestamp",
         "modified_date": "timestamp",
+    },
+    "folders": {
+        "id": "bigint",
+        "parent_folder_id": "bigint",
+        "is_active": "bool",
+        "is_editable": "bool",
+        "allow_children": "bool",
+        "created_date": "timestamp",
+        "modified_date": "timestamp",
+        "client_id": "bigint",
+    },
+    "journey_activities": {
+        "interaction_version": "bigint",
+        "outcomes": "json",
+        "arguments": "json",
+        "configuration_arguments": "json",
+        "metadata": "json",
+        "email_id": "bigint",
     },
     "interactions": {
         "version": "bigint",
@@ -424,12 +473,29 @@ def expected_lists(emu: Emulator) -> list[dict[str, Any]]:
     return [_row("lists", r.fields, LIST_FIELDS) for r in emu.app.unit().lists.values()]
 
 
+def expected_folders(emu: Emulator) -> list[dict[str, Any]]:
+    return [_row("folders", r.fields, FOLDER_FIELDS) for r in emu.app.unit().folders.values()]
+
+
 def _live_versions(emu: Emulator) -> list[dict[str, Any]]:
     return [r.fields for r in emu.app.unit().journey_versions() if r.fields["status"] != "Deleted"]
 
 
 def expected_interactions(emu: Emulator) -> list[dict[str, Any]]:
     return [_row("interactions", version, INTERACTION_FIELDS) for version in _live_versions(emu)]
+
+
+def expected_journey_activities(emu: Emulator) -> list[dict[str, Any]]:
+    """One row per activity of each version the listing shows."""
+    return [
+        {
+            "interaction_id": version["id"],
+            "interaction_version": version["version"],
+            **_row("journey_activities", activity, ACTIVITY_FIELDS),
+        }
+        for version in _live_versions(emu)
+        for activity in version.get("activities") or []
+    ]
 
 
 def expected_goals(emu: Emulator) -> list[dict[str, Any]]:
@@ -451,7 +517,9 @@ EXPECTED: dict[str, Callable[[Emulator], list[dict[str, Any]]]] = {
     "campaigns": expected_campaigns,
     "campaign_assets": expected_campaign_assets,
     "lists": expected_lists,
+    "folders": expected_folders,
     "interactions": expected_interactions,
+    "journey_activities": expected_journey_activities,
     "goals": expected_goals,
 }
 

@@ -217,6 +217,7 @@ class EmulatorApp:
                 endpoint,
                 0 if response.reset else response.status,
                 mid,
+                tuple(sorted(request.query.items())),
             )
         )
         return response

@@ -44,6 +44,8 @@ class SoapObject:
     rows: Callable[[BusinessUnit], Iterable[Row]]
     # Where a tracking event object's rows are (``rows`` then makes a Row of each, in order).
     table: Callable[[BusinessUnit], EventTable] | None = None
+    # Nested properties written (nil) with their parent element whether requested or not.
+    always: frozenset[str] = frozenset()
 
     def property(self, name: str) -> SoapProperty | None:
         return self.by_name.get(name)
@@ -120,6 +122,31 @@ LIST = SoapObject(
         SoapProperty("AutomatedEmail.ID", "Int32"),
     ),
     rows=lambda unit: unit.lists.values(),
+)
+
+DATA_FOLDER = SoapObject(
+    name="DataFolder",
+    # undocumented (docs/sfmc-api.md#datafolder): served to packages that can read lists
+    scope="list_and_subscribers_read",
+    properties=(
+        *_api_object("CreatedDate", "ModifiedDate", "ID", "ObjectID", "CustomerKey"),
+        SoapProperty("ParentFolder", "DataFolder", retrievable=False),
+        SoapProperty("ParentFolder.PartnerKey", "String", nillable=True),
+        SoapProperty("ParentFolder.ID", "Int32"),
+        SoapProperty("ParentFolder.ObjectID", "String", nillable=True),
+        SoapProperty("ParentFolder.CustomerKey", "String"),
+        SoapProperty("Name", "String", max_length=200),
+        SoapProperty("Description", "String", max_length=400),
+        SoapProperty("ContentType", "String"),
+        SoapProperty("IsActive", "Boolean"),
+        SoapProperty("IsEditable", "Boolean"),
+        SoapProperty("AllowChildren", "Boolean"),
+        # listed by the tap's schema, never populated
+        SoapProperty("Type", "String"),
+    ),
+    rows=lambda unit: unit.folders.values(),
+    # SFMC writes these inside every ParentFolder, requested or not
+    always=frozenset({"ParentFolder.PartnerKey", "ParentFolder.ObjectID"}),
 )
 
 SUBSCRIBER = SoapObject(
@@ -252,7 +279,8 @@ NOT_SENT_EVENT = _tracking_event("NotSentEvent")
 TRACKING_EVENTS = (SENT_EVENT, OPEN_EVENT, CLICK_EVENT, BOUNCE_EVENT, UNSUB_EVENT, NOT_SENT_EVENT)
 
 CATALOGUE: dict[str, SoapObject] = {
-    obj.name: obj for obj in (LIST, SUBSCRIBER, LIST_SUBSCRIBER, SEND, *TRACKING_EVENTS)
+    obj.name: obj
+    for obj in (LIST, DATA_FOLDER, SUBSCRIBER, LIST_SUBSCRIBER, SEND, *TRACKING_EVENTS)
 }
 
 # Written on every Results element whether requested or not

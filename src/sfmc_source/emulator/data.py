@@ -46,6 +46,7 @@ class BusinessUnit:
     campaigns: dict[str, Row] = field(default_factory=dict)
     assets: dict[str, list[Row]] = field(default_factory=dict)
     lists: dict[int, Row] = field(default_factory=dict)
+    folders: dict[int, Row] = field(default_factory=dict)  # DataFolder, by ID
     journeys: dict[str, list[Row]] = field(default_factory=dict)
     subscribers: dict[str, Row] = field(default_factory=dict)  # by SubscriberKey
     list_subscribers: list[Row] = field(default_factory=list)
@@ -88,12 +89,13 @@ class Clock:
 class Mutations:
     """Change emulator data between syncs, the way users change SFMC.
 
-    ``collection`` is ``campaigns``, ``campaign_assets``, ``lists``, ``interactions``,
-    ``subscribers``, ``list_subscribers`` or ``sends``; keys are a campaign id (str), an asset
-    id (str), a list ID (int), ``(journey_id, version)``, a SubscriberKey, ``(ListID,
-    SubscriberKey)`` or a send ID (int). Changes take SFMC field names (``name``, ``ListName``,
-    ``stats`` ...). Unless ``touch`` is false, the record's modified date moves to now (a
-    subscriber has none); asset changes touch their campaign. Tracking events are only added
+    ``collection`` is ``campaigns``, ``campaign_assets``, ``lists``, ``folders``,
+    ``interactions``, ``subscribers``, ``list_subscribers`` or ``sends``; keys are a campaign
+    id (str), an asset id (str), a list ID (int), a folder ID (int), ``(journey_id,
+    version)``, a SubscriberKey, ``(ListID, SubscriberKey)`` or a send ID (int). Changes take
+    SFMC field names (``name``, ``ListName``, ``stats``, a version's ``activities`` ...).
+    Unless ``touch`` is false, the record's modified date moves to now (a subscriber has
+    none); asset changes touch their campaign. Tracking events are only added
     (``add("OpenEvent", SendID=..., EventDate=...)``), with any ``EventDate``, even a past one:
     a late event. They move their send's counters but not its ModifiedDate, the pessimistic
     reading of docs/sfmc-api.md#send.
@@ -150,6 +152,8 @@ class Mutations:
                 self._touch_campaign(unit, campaign_id)
             elif collection == "lists":
                 del unit.lists[key]
+            elif collection == "folders":
+                del unit.folders[key]
             elif collection == "subscribers":
                 del unit.subscribers[key]
             elif collection == "list_subscribers":
@@ -164,6 +168,8 @@ class Mutations:
             return unit.campaigns[key]
         if collection == "lists":
             return unit.lists[key]
+        if collection == "folders":
+            return unit.folders[key]
         if collection == "subscribers":
             return unit.subscribers[key]
         if collection == "sends":
@@ -215,6 +221,13 @@ class Mutations:
         unit.lists[key] = Row({**base, **fields})
         return key
 
+    def _add_folder(self, unit: BusinessUnit, fields: Fields) -> int:
+        now = self._clock.now()
+        key = max(unit.folders, default=0) + 1
+        base: Fields = {"ID": key, "CreatedDate": now, "ModifiedDate": now, "Client.ID": unit.mid}
+        unit.folders[key] = Row({**base, "ObjectID": None, "IsActive": True, **fields})
+        return key
+
     def _add_event(self, unit: BusinessUnit, name: str, fields: Fields) -> None:
         """A tracking event (it has no key), kept in EventDate order; its send's counters
         follow it."""
@@ -241,6 +254,7 @@ _ADDERS: dict[str, Callable[[Mutations, BusinessUnit, Fields], Any]] = {
     "campaigns": Mutations._add_campaign,
     "campaign_assets": Mutations._add_asset,
     "lists": Mutations._add_list,
+    "folders": Mutations._add_folder,
     "interactions": Mutations._add_journey_version,
 }
 # The tracking event objects, each a list in ``BusinessUnit.events``.
@@ -261,6 +275,7 @@ _ADDERS.update({name: _event_adder(name) for name in TRACKING_EVENT_NAMES})
 # none.
 _MODIFIED = {
     "lists": "ModifiedDate",
+    "folders": "ModifiedDate",
     "list_subscribers": "ModifiedDate",
     "sends": "ModifiedDate",
     "campaign_assets": None,

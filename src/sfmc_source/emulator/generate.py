@@ -156,6 +156,9 @@ def generate_unit(seed: int, mid: int, sizes: Sizes) -> BusinessUnit:
         for version in range(1, count + 1):
             versions.append(_journey_version(rng, i, versions, sizes, latest=version == count))
         unit.journeys[versions[0].fields["id"]] = versions
+    categories = sorted({row.fields["Category"] for row in unit.lists.values()})
+    for folder in _folders(random.Random(f"{seed}:{mid}:folders"), mid, categories):
+        unit.folders[folder["ID"]] = Row(folder)
     engagement = random.Random(f"{seed}:{mid}:engagement")
     add_engagement(
         unit,
@@ -376,16 +379,8 @@ def _journey_version(
         "status": status,
         "definitionId": journey_id if version == 1 else _guid(rng),
         "scheduledStatus": "Draft",
-        "activities": [
-            {
-                "id": _guid(rng),
-                "key": f"EMAILV2-{n}",
-                "name": f"Email {n}",
-                "type": "EMAILV2",
-                "outcomes": [],
-            }
-            for n in range(1, 3)
-        ],
+        # their own generator, so the rest of the tenant stays as it was
+        "activities": _activities(random.Random(f"{journey_id}:{version}"), _guid(rng), _guid(rng)),
         "triggers": [{"id": _guid(rng), "key": "TRIGGER", "type": "EmailAudience"}],
     }
     if rng.random() < 0.8:
@@ -398,6 +393,141 @@ def _journey_version(
             "goalPerformance": round(rng.random() * 100, rng.choice((0, 1, 4))),
         }
     return Row(fields)
+
+
+# Activity types as recorded (upper case) and as the docs' samples spell them
+# (docs/sfmc-api.md#journey-activities).
+ACTIVITY_TYPES = (
+    "EMAILV2", "EMAILV2", "WAIT", "MULTICRITERIADECISION", "UPDATECONTACTDATA", "Wait",
+    "EngagementDecision",
+)  # fmt: skip
+NO_THROTTLE = "1/1/0001 12:00:00 AM"
+
+
+def _activities(rng: random.Random, *ids: str) -> list[Fields]:
+    """A version's activities, a path of them (some versions have none); every key but
+    ``key`` is sometimes missing."""
+    kinds = [rng.choice(ACTIVITY_TYPES) for _ in range(rng.choice((0, 1, 2, 2, 3, 4)))]
+    keys = [f"{kind.upper()}-{n}" for n, kind in enumerate(kinds, 1)]
+    found = []
+    for n, kind in enumerate(kinds):
+        following = keys[n + 1] if n + 1 < len(keys) else None
+        activity: Fields = {
+            "id": ids[n] if n < len(ids) else _guid(rng),
+            "key": keys[n],
+            "name": _text(rng, rng.choice(("", f"Step {n + 1}")), 0.2),
+            "description": "",
+            "type": kind,
+            "outcomes": _outcomes(rng, kind, following),
+            "arguments": {},
+            "configurationArguments": _configuration(rng, kind),
+            "metaData": {"isConfigured": rng.random() < 0.9, "uiType": kind.upper()},
+        }
+        for optional in ("name", "description", "arguments", "metaData"):
+            if rng.random() < 0.1:
+                del activity[optional]
+        found.append(activity)
+    return found
+
+
+def _outcomes(rng: random.Random, kind: str, following: str | None) -> list[Fields]:
+    paths = 2 if kind == "MULTICRITERIADECISION" else 1
+    outcomes = []
+    for n in range(paths):
+        outcome: Fields = {"key": _guid(rng), "arguments": {}, "metaData": {"invalid": False}}
+        if paths > 1:
+            outcome["metaData"] = {"label": f"Path {n + 1}", "skipI18n": True}
+        if following is not None:
+            outcome["next"] = following  # several outcomes to one step: a join
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _configuration(rng: random.Random, kind: str) -> Fields:
+    if kind == "EMAILV2":
+        config: Fields = {
+            "applicationExtensionKey": "jb-email-activity",
+            "isModified": False,
+            "triggeredSendKey": f"ts-{rng.randrange(10_000)}",
+            "triggeredSend": {
+                "emailId": rng.randrange(1, 10**6),
+                "emailSubject": _text(rng, "Welcome", 0.3),
+                "priority": 4,
+                "throttleOpens": NO_THROTTLE,
+                "created": {"name": "", "date": ""},
+            },
+        }
+        if rng.random() < 0.7:  # present once the journey was activated
+            config["triggeredSendId"] = _guid(rng)
+        return config
+    if kind.upper() == "WAIT":
+        return {"waitDuration": rng.randrange(1, 30), "waitUnit": rng.choice(("DAYS", "HOURS"))}
+    if kind == "MULTICRITERIADECISION":
+        return {"criteria": {"path-1": "<FilterDefinition/>"}, "schemaVersionId": "252"}
+    if kind == "EngagementDecision":
+        return {"refActivityCustomerKey": "EMAILV2-1", "statsTypeId": 2, "statusUrlId": 0}
+    return {}
+
+
+# Root folders: one per content type, as SFMC makes them (system ones have a CustomerKey and
+# cannot be edited); mixed-case types as recorded (docs/sfmc-api.md#datafolder).
+ROOT_FOLDERS = (
+    (1, "my lists", "list", "", False),
+    (2, "Data Extensions", "dataextension", "dataextension_default", False),
+    (3, "my emails", "email", "", False),
+    (4, "Shared Data Extensions", "shared_dataextension", "shared_dataextension_default", False),
+    (5, "Hidden", "Hidden", "", False),
+    (6, "Scripts", "SSJSActivity", "", True),
+    (7, "Journeys", "journey", "", False),
+)
+
+
+def _folders(rng: random.Random, mid: int, list_categories: list[int]) -> list[Fields]:
+    """The unit's folders: the roots, a folder for each list ``Category`` (nested under the
+    list root or under one another) and a few folders of other types."""
+    folders = [
+        _folder(rng, mid, fid, name, kind, 0, key=key, editable=editable)
+        for fid, name, kind, key, editable in ROOT_FOLDERS
+    ]
+    parents = {kind: [fid] for fid, _, kind, _, _ in ROOT_FOLDERS}
+    for fid in list_categories:
+        parent = rng.choice(parents["list"])
+        folders.append(_folder(rng, mid, fid, f"Lists {fid}", "list", parent))
+        parents["list"].append(fid)
+    for fid in range(20_001, 20_013):
+        kind = rng.choice(("dataextension", "email", "Hidden", "SSJSActivity"))
+        parent = rng.choice(parents[kind])
+        folders.append(_folder(rng, mid, fid, f"Folder {fid}", kind, parent))
+        parents[kind].append(fid)
+    return folders
+
+
+def _folder(
+    rng: random.Random,
+    mid: int,
+    fid: int,
+    name: str,
+    kind: str,
+    parent: int,
+    key: str = "",
+    editable: bool = True,
+) -> Fields:
+    created = _instant(rng)
+    return {
+        "ID": fid,
+        "Name": _text(rng, name),
+        "Description": rng.choice(("", "", "Shared with the team")),
+        "ContentType": kind,
+        "ParentFolder.ID": parent,
+        "IsActive": True,
+        "IsEditable": editable,
+        "AllowChildren": rng.random() < 0.95,
+        "CustomerKey": key,
+        "ObjectID": None,
+        "CreatedDate": created,
+        "ModifiedDate": _instant(rng, created),
+        "Client.ID": mid,
+    }
 
 
 def _defaults(rng: random.Random) -> Fields:

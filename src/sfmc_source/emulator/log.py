@@ -17,6 +17,7 @@ class LoggedRequest:
     endpoint: str
     status: int
     mid: int | None
+    query: tuple[tuple[str, str], ...] = ()  # the parameters, lower-cased names, sorted
 
 
 class RequestLog:

@@ -218,6 +218,7 @@ JOURNEY_ORDER: dict[str, Callable[[Row], Any]] = {
     "performance": lambda r: (r.fields.get("stats") or {}).get("goalPerformance"),
 }
 DETAIL_ONLY = ("activities", "triggers")
+DELETED_LATEST = "Interaction matching criteria not found."
 
 
 def _journey_json(extras: set[str]) -> Callable[[Row], bytes]:
@@ -311,13 +312,17 @@ def _journey_filters(call: RestCall, status: str | None) -> list[Callable[[Row],
 
 
 def _one_journey(call: RestCall, versions: list[Row]) -> Response:
+    """One version: the one ``versionNumber`` names, else the latest, which answers 404
+    errorcode 30003 when it is Deleted (docs/sfmc-api.md#journey-activities)."""
     version = call.request.param("versionNumber")
     if version:
         chosen = [v for v in versions if str(v.fields["version"]) == version.strip()]
     else:
-        chosen = [v for v in versions if v.fields["status"] != "Deleted"][-1:]
+        chosen = versions[-1:]
     if not chosen:
         return not_found()
+    if not version and chosen[0].fields["status"] == "Deleted":
+        return rest_error(404, DELETED_LATEST, 30003)
     return Response(200, _journey_json(_extras(call))(chosen[0]))
 
 

@@ -386,10 +386,12 @@ class ResultsWriter:
     def __init__(
         self, obj: SoapObject, requested: Sequence[str], null_style: str = "missing"
     ) -> None:
-        wanted = set(requested) | ALWAYS_RETURNED
+        nesting = {name.split(".", 1)[0] for name in requested if "." in name}
+        always = ALWAYS_RETURNED | {p for p in obj.always if p.split(".", 1)[0] in nesting}
+        wanted = set(requested) | always
         self.obj = obj
         props = [p for p in obj.properties if p.name in wanted]
-        unrequested = tuple(sorted(ALWAYS_RETURNED - set(requested)))
+        unrequested = tuple(sorted(always - set(requested)))
         self.cache_key = (obj.name, tuple(p.name for p in props), unrequested, null_style)
         self.groups: list[tuple[str | None, list[Slot]]] = []
         for prop in props:
@@ -397,7 +399,7 @@ class ResultsWriter:
                 self.groups.append((prop.parent, []))
             tag = prop.name.rsplit(".", 1)[-1]
             nil = prop.nillable or (null_style == "nil" and prop.parent is None)
-            source = "" if prop.name in ALWAYS_RETURNED - set(requested) else prop.name
+            source = "" if prop.name in unrequested else prop.name
             if prop.pair:
                 pair, end = f"<PartnerProperties><Name>{tag}</Name>", "</PartnerProperties>"
                 slot = (source, f"{pair}<Value>", f"</Value>{end}", f"{pair}<Value />{end}", "")
