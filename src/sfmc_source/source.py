@@ -41,6 +41,7 @@ from sfmc_source.specs import (
     Collection,
     Cursor,
     EventWindows,
+    Listed,
     Nested,
     ParentKeys,
     Rest,
@@ -85,10 +86,13 @@ def sfmc_source(
     on_rows: Callable[[str], None] | None = None,
     backfill: timedelta = RETENTION,
     now: datetime | None = None,
+    email_bodies: bool = False,
 ) -> list[DltResource]:
     """The collections of the business unit ``client`` acts in (all by default).
 
     A first sync reads tracking events and sends from ``backfill`` before ``now``.
+    ``email_bodies`` adds the emails' HTML and text bodies (columns ``html_body``,
+    ``text_body``), read page by page with the rest.
     ``row_counts``, when given, counts the rows each collection loads: the distinct primary
     keys it hands to dlt (while it reads, the rows so far); ``on_rows`` is told the
     collection's name each time it hands over more."""
@@ -97,7 +101,8 @@ def sfmc_source(
     now = now or datetime.now(UTC)
     reader = Reader(client, unit, naive_zone, full_refresh)
     tally = Tally(Counter() if row_counts is None else row_counts, on_rows)
-    run = UnitRun(reader, tally, full_refresh, now, now - backfill)
+    options = frozenset({"email_bodies"} if email_bodies else ())
+    run = UnitRun(reader, tally, full_refresh, now, now - backfill, options)
     wanted = set(collections or COLLECTIONS)
     resources = resources_of(run)
     for name, resource in resources.items():
@@ -110,7 +115,7 @@ def resources_of(run: UnitRun) -> dict[str, DltResource]:
     read (its rows, or for ``Nested`` children the parent's records)."""
     built: dict[str, DltResource] = {}
     feeds: dict[str, DltResource] = {}  # what each collection's children read from
-    for spec in COLLECTIONS.values():
+    for spec in (c.with_options(run.options) for c in COLLECTIONS.values()):
         hints = _hints(spec)
         if spec.parent is not None:
             read = run.nested(spec) if isinstance(spec.source, Nested) else run.child(spec)
@@ -130,13 +135,21 @@ def resources_of(run: UnitRun) -> dict[str, DltResource]:
 
 class UnitRun:
     """How each kind of collection is read in one run of one business unit: one method per
-    incremental strategy of the spec rows, each returning the function dlt calls."""
+    incremental strategy of the spec rows, each returning the function dlt calls. ``options``
+    are the source options given (their optional columns are read)."""
 
     def __init__(
-        self, reader: Reader, tally: Tally, full_refresh: bool, now: datetime, first: datetime
+        self,
+        reader: Reader,
+        tally: Tally,
+        full_refresh: bool,
+        now: datetime,
+        first: datetime,
+        options: frozenset[str] = frozenset(),
     ) -> None:
         self.reader, self.tally, self.unit = reader, tally, reader.unit
         self.full_refresh, self.now, self.first = full_refresh, now, first
+        self.options = options
 
     def root(self, spec: Collection) -> Callable[[], Iterator[Item]]:
         """The function dlt calls for a collection without a parent; a row whose strategy
@@ -148,6 +161,8 @@ class UnitRun:
             method = self._newest_first
         elif isinstance(how, Cursor):
             method = self._by_cursor
+        elif isinstance(how, Listed) and isinstance(spec.source, Soap):
+            method = self._listed
         else:
             raise NotImplementedError(f"{spec.name}: no reader for {how} at the root")
 
@@ -222,6 +237,16 @@ class UnitRun:
         pages = changed if how.recent is None else self._and_recent(spec, how, mark, changed)
         yield from self._staged(spec, mark, pages)
         mark.state[REFUSED] = [*refused, *changed.refused]
+
+    def _listed(self, spec: Collection, how: Listed) -> Iterator[Item]:
+        """A SOAP collection read in full, page by page, every run."""
+        state = unit_state(self.unit)
+        refused = self._refused(spec, state)
+        retrieval = self.reader.changed(spec, None, refused)
+        for batch in _batches(retrieval, ROWS_BATCH):
+            yield self.tally.add(spec, pa.concat_tables(batch))
+        yield from _deduplicate_if(self.tally.settle(spec), spec)
+        state[REFUSED] = [*refused, *retrieval.refused]
 
     def _refused(self, spec: Collection, state: dict[str, Any]) -> list[str]:
         """The properties this tenant refuses: remembered, or asked of Describe once."""
