@@ -61,6 +61,9 @@ RETENTION = timedelta(days=730)
 ROWS_BATCH = 10_000
 CAMPAIGNS_BATCH = 500
 RECORDS_BATCH = 1_000
+# ... or as many pages as hold this many bytes: wide rows (email bodies) are handed over a page
+# or two at a time, so memory does not grow with ROWS_BATCH times their width.
+BATCH_BYTES = 32 * 2**20
 Table: TypeAlias = pa.Table
 Item: TypeAlias = Table | DataItemWithMeta
 # What runs remember, by the names earlier versions stored them under.
@@ -373,15 +376,17 @@ def _deduplicate_if(repeated: bool, collection: Collection) -> Iterator[DataItem
 
 
 def _batches(pages: Iterable[Sized], at_least: int) -> Iterator[list[Any]]:
-    """Consecutive pages grouped until a group holds ``at_least`` rows."""
+    """Consecutive pages grouped until a group holds ``at_least`` rows or, for Arrow pages,
+    ``BATCH_BYTES``."""
     batch: list[Any] = []
-    size = 0
+    size = nbytes = 0
     for page in pages:
         batch.append(page)
         size += len(page)
-        if size >= at_least:
+        nbytes += page.nbytes if isinstance(page, pa.Table) else 0
+        if size >= at_least or nbytes >= BATCH_BYTES:
             yield batch
-            batch, size = [], 0
+            batch, size, nbytes = [], 0, 0
     if batch:
         yield batch
 
