@@ -373,18 +373,9 @@ def run_sync_command(
 
         reporter = reporter_for(log_format, uuid.uuid4().hex, secrets, verbose)
         backfill = timedelta(days=backfill_days)
+        how = (collections, full_refresh, naive_zone, stop, reporter, backfill, email_bodies)
         try:
-            result = run_sync(
-                clients,
-                pipeline,
-                collections,
-                full_refresh,
-                naive_zone,
-                stop,
-                reporter,
-                backfill,
-                email_bodies,
-            )
+            result = run_sync(clients, pipeline, *how)
         finally:
             reporter.close()
     summarize(result, reporter)
