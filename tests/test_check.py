@@ -111,8 +111,8 @@ def test_collections_limit_the_permissions_checked(
         "Destination",
     ]
     assert emulator.app.log.summary()["total"] == 3  # the token, one campaign, one List row
-    bad = CliRunner().invoke(main, ["check", "--collections", "emails"], env=env)
-    assert bad.exit_code == 2 and "unknown collection emails; choose from" in bad.output
+    bad = CliRunner().invoke(main, ["check", "--collections", "mails"], env=env)
+    assert bad.exit_code == 2 and "unknown collection mails; choose from" in bad.output
 
 
 HOLD_DUCKDB = (

@@ -57,8 +57,21 @@ def test_what_collections_says_is_derived_from_the_row() -> None:
         "ModifiedDate filter from the cursor, plus a re-read by ID of those of the last 30 days"
     )
     assert COLLECTIONS["open_events"].strategy.startswith("half-open EventDate windows")
+    assert COLLECTIONS["emails"].strategy == "ModifiedDate filter from the cursor"
+    assert COLLECTIONS["triggered_sends"].api == "SOAP Retrieve TriggeredSendDefinition"
+    assert COLLECTIONS["triggered_sends"].strategy.startswith("listed in full every run: ")
+    assert COLLECTIONS["triggered_sends"].strategy.endswith("; each run replaces the unit's")
     moved = replace(COLLECTIONS["lists"], incremental=Listed("a reason"))
     assert moved.strategy == "listed in full every run: a reason"
+
+
+def test_an_optional_column_is_read_only_with_its_option() -> None:
+    emails = COLLECTIONS["emails"]
+    bodies = {"html_body", "text_body"}
+    assert bodies <= {c.name for c in emails.columns}
+    assert not bodies & {c.name for c in emails.with_options(frozenset()).columns}
+    assert emails.with_options({"email_bodies"}) == emails
+    assert COLLECTIONS["lists"].with_options(frozenset()) is COLLECTIONS["lists"]
 
 
 def unit_run(emulator: Emulator) -> UnitRun:

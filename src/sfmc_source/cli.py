@@ -450,6 +450,12 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="How far back a first sync reads tracking events and sends (SFMC keeps 730).",
         ),
         click.option(
+            "--email-bodies",
+            envvar="SFMC_EMAIL_BODIES",
+            is_flag=True,
+            help="Also read each email's HTML and text body (emails.html_body, text_body).",
+        ),
+        click.option(
             "--system-offset",
             envvar="SFMC_SYSTEM_OFFSET",
             show_envvar=True,

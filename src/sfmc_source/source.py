@@ -61,6 +61,9 @@ RETENTION = timedelta(days=730)
 ROWS_BATCH = 10_000
 CAMPAIGNS_BATCH = 500
 RECORDS_BATCH = 1_000
+# ... or as many pages as hold this many bytes: wide rows (email bodies) are handed over a page
+# or two at a time, so memory does not grow with ROWS_BATCH times their width.
+BATCH_BYTES = 32 * 2**20
 Table: TypeAlias = pa.Table
 Item: TypeAlias = Table | DataItemWithMeta
 # What runs remember, by the names earlier versions stored them under.
@@ -86,10 +89,13 @@ def sfmc_source(
     on_rows: Callable[[str], None] | None = None,
     backfill: timedelta = RETENTION,
     now: datetime | None = None,
+    email_bodies: bool = False,
 ) -> list[DltResource]:
     """The collections of the business unit ``client`` acts in (all by default).
 
     A first sync reads tracking events and sends from ``backfill`` before ``now``.
+    ``email_bodies`` adds the emails' HTML and text bodies (columns ``html_body``,
+    ``text_body``), read page by page with the rest.
     ``row_counts``, when given, counts the rows each collection loads: the distinct primary
     keys it hands to dlt (while it reads, the rows so far); ``on_rows`` is told the
     collection's name each time it hands over more."""
@@ -98,7 +104,8 @@ def sfmc_source(
     now = now or datetime.now(UTC)
     reader = Reader(client, unit, naive_zone, full_refresh)
     tally = Tally(Counter() if row_counts is None else row_counts, on_rows)
-    run = UnitRun(reader, tally, full_refresh, now, now - backfill)
+    options = frozenset({"email_bodies"} if email_bodies else ())
+    run = UnitRun(reader, tally, full_refresh, now, now - backfill, options)
     wanted = set(collections or COLLECTIONS)
     resources = resources_of(run)
     for name, resource in resources.items():
@@ -111,7 +118,7 @@ def resources_of(run: UnitRun) -> dict[str, DltResource]:
     read (its rows, or for ``Nested`` children the parent's records)."""
     built: dict[str, DltResource] = {}
     feeds: dict[str, DltResource] = {}  # what each collection's children read from
-    for spec in COLLECTIONS.values():
+    for spec in (c.with_options(run.options) for c in COLLECTIONS.values()):
         hints = _hints(spec)
         if isinstance(spec.source, Nested):  # read from the parent's records
             assert spec.parent is not None
@@ -136,13 +143,21 @@ def resources_of(run: UnitRun) -> dict[str, DltResource]:
 
 class UnitRun:
     """How each kind of collection is read in one run of one business unit: one method per
-    incremental strategy of the spec rows, each returning the function dlt calls."""
+    incremental strategy of the spec rows, each returning the function dlt calls. ``options``
+    are the source options given (their optional columns are read)."""
 
     def __init__(
-        self, reader: Reader, tally: Tally, full_refresh: bool, now: datetime, first: datetime
+        self,
+        reader: Reader,
+        tally: Tally,
+        full_refresh: bool,
+        now: datetime,
+        first: datetime,
+        options: frozenset[str] = frozenset(),
     ) -> None:
         self.reader, self.tally, self.unit = reader, tally, reader.unit
         self.full_refresh, self.now, self.first = full_refresh, now, first
+        self.options = options
 
     def root(self, spec: Collection) -> Callable[[], Iterator[Item]]:
         """The function dlt calls for a collection without a parent; a row whose strategy
@@ -380,15 +395,17 @@ def _deduplicate_if(repeated: bool, collection: Collection) -> Iterator[DataItem
 
 
 def _batches(pages: Iterable[Sized], at_least: int) -> Iterator[list[Any]]:
-    """Consecutive pages grouped until a group holds ``at_least`` rows."""
+    """Consecutive pages grouped until a group holds ``at_least`` rows or, for Arrow pages,
+    ``BATCH_BYTES``."""
     batch: list[Any] = []
-    size = 0
+    size = nbytes = 0
     for page in pages:
         batch.append(page)
         size += len(page)
-        if size >= at_least:
+        nbytes += page.nbytes if isinstance(page, pa.Table) else 0
+        if size >= at_least or nbytes >= BATCH_BYTES:
             yield batch
-            batch, size = [], 0
+            batch, size, nbytes = [], 0, 0
     if batch:
         yield batch
 

@@ -8,7 +8,8 @@ warehouse type. ``rows.py`` shapes records with these columns; ``source.py`` wir
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TypeAlias
 
@@ -22,6 +23,9 @@ class Column:
     name: str
     source: str
     type: str = "text"  # a dlt data type: text, bigint, double, bool, timestamp or json
+    # The source option (``sfmc_source(email_bodies=True)``) without which the column is
+    # neither read nor in the table; None: always.
+    option: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,12 @@ class Collection:
 
     def source_of(self, column: str) -> str:
         return next(c.source for c in self.columns if c.name == column)
+
+    def with_options(self, options: AbstractSet[str]) -> Collection:
+        """The collection as a run with these source options reads it: without the columns
+        of the options not given."""
+        columns = tuple(c for c in self.columns if c.option is None or c.option in options)
+        return self if columns == self.columns else replace(self, columns=columns)
 
 
 # On every row of every table: the MID of the business unit the row was read in.
@@ -526,6 +536,60 @@ SENDS = Collection(
     ),
 )
 
+# Classic emails only: Content Builder emails are REST assets (docs/sfmc-api.md#email).
+EMAILS = Collection(
+    name="emails",
+    source=Soap("Email"),
+    incremental=Cursor(),
+    primary_key=("id",),
+    permission=EMAIL,
+    columns=(
+        *_columns(
+            ("id", "ID", "bigint"),
+            ("customer_key", "CustomerKey"),
+            ("name", "Name"),
+            ("subject", "Subject"),
+            ("category_id", "CategoryID", "bigint"),
+            ("email_type", "EmailType"),
+            ("is_html_paste", "IsHTMLPaste", "bool"),
+            ("character_set", "CharacterSet"),
+            ("status", "Status"),
+            ("content_check_status", "ContentCheckStatus"),
+            ("has_dynamic_subject_line", "HasDynamicSubjectLine", "bool"),
+            ("created_date", "CreatedDate", "timestamp"),
+            ("modified_date", "ModifiedDate", "timestamp"),
+        ),
+        # whole documents: read only when asked for (--email-bodies)
+        Column("html_body", "HTMLBody", option="email_bodies"),
+        Column("text_body", "TextBody", option="email_bodies"),
+    ),
+)
+
+TRIGGERED_SENDS = Collection(
+    name="triggered_sends",
+    source=Soap("TriggeredSendDefinition"),
+    incremental=Listed(
+        "a ModifiedDate filter is unproven and definitions are few "
+        "(one Retrieve); Deleted ones keep their row with that status"
+    ),
+    replaced_by=(),
+    primary_key=("object_id",),
+    permission=EMAIL,
+    columns=_columns(
+        ("object_id", "ObjectID"),
+        ("customer_key", "CustomerKey"),
+        ("name", "Name"),
+        ("description", "Description"),
+        ("status", "TriggeredSendStatus"),
+        ("email_id", "Email.ID", "bigint"),
+        ("list_id", "List.ID", "bigint"),
+        ("send_classification_key", "SendClassification.CustomerKey"),
+        ("priority", "Priority"),
+        ("created_date", "CreatedDate", "timestamp"),
+        ("modified_date", "ModifiedDate", "timestamp"),
+    ),
+)
+
 # The natural key of an event (docs/sfmc-api.md#event-natural-key) may hold a null
 # SubscriberKey, which no primary key column can: ``event_key`` joins its parts into one text
 # (``shape_events``).
@@ -585,6 +649,8 @@ COLLECTIONS = {
         LIST_SUBSCRIBERS,
         SUBSCRIBERS,
         SENDS,
+        EMAILS,
+        TRIGGERED_SENDS,
         *EVENTS,
     )
 }

@@ -85,12 +85,14 @@ def run_sync(
     stop: Callable[[], bool] = lambda: False,
     reporter: Reporter | None = None,
     backfill: timedelta = RETENTION,
+    email_bodies: bool = False,
 ) -> SyncResult:
     """Sync the collections (all by default) of each business unit (one client each) group by
     group. Wrong credentials stop the run before anything is written; a unit whose token or
     MID cannot be had fails its own collections; any other failure fails only its group. When
     ``stop`` says so, the groups not yet started are left for the next run. ``reporter``
-    hears of progress. A first sync reads tracking events and sends ``backfill`` back."""
+    hears of progress. A first sync reads tracking events and sends ``backfill`` back;
+    ``email_bodies`` adds the emails' bodies."""
     clients = [client] if isinstance(client, SfmcClient) else list(client)
     wanted = selected(collections)
     result = SyncResult(run_id=reporter.run_id) if reporter else SyncResult()
@@ -105,7 +107,7 @@ def run_sync(
         names = [n for group in GROUPS for n in group if n in wanted]
         mid = unit_client.credentials.account_id
         result.collections += _not_loaded(names, mid, several, report, str(error))
-    options = LoadOptions(full_refresh, naive_zone, backfill, several)
+    options = LoadOptions(full_refresh, naive_zone, backfill, several, email_bodies)
     for unit_client, mid in units:
         result.collections += _sync_unit(unit_client, mid, pipeline, wanted, options, stop, report)
     result.token_requests = sum(c.auth.token_requests for c in clients)
@@ -172,6 +174,7 @@ class LoadOptions:
     naive_zone: timezone
     backfill: timedelta
     several_units: bool  # results are labelled collection@MID
+    email_bodies: bool = False
 
 
 def _units(
@@ -274,7 +277,14 @@ def _load_group(
 
     report.started(list(labels.values()))
     source = sfmc_source(
-        client, names, options.full_refresh, options.naive_zone, counts, progress, options.backfill
+        client,
+        names,
+        options.full_refresh,
+        options.naive_zone,
+        counts,
+        progress,
+        options.backfill,
+        email_bodies=options.email_bodies,
     )
     error = _load(pipeline, source, names)
     for result in results:
@@ -336,6 +346,7 @@ def run_sync_command(
     auth_url: str | None,
     account_ids: Sequence[int | None] = (None,),
     backfill_days: int = RETENTION.days,
+    email_bodies: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
     concurrency: int = DEFAULT_CONCURRENCY,
     stop: Callable[[], bool] = lambda: False,
@@ -358,9 +369,10 @@ def run_sync_command(
             return [s for client in clients for s in client.secrets()] + warehouse.secrets()
 
         reporter = reporter_for(log_format, uuid.uuid4().hex, secrets, verbose)
-        options = (full_refresh, naive_zone, stop, reporter, timedelta(days=backfill_days))
+        backfill = timedelta(days=backfill_days)
+        how = (collections, full_refresh, naive_zone, stop, reporter, backfill, email_bodies)
         with closing(reporter):
-            result = run_sync(clients, pipeline, collections, *options)
+            result = run_sync(clients, pipeline, *how)
     summarize(result, reporter)
     return result.exit_code
 

@@ -3,7 +3,8 @@ every request counted at the emulator.
 
 An incremental run reads the first page of campaigns, re-reads the assets only of campaigns
 whose modified date moved since their assets were read (``assets_read_at``), Describes List
-only once per destination (``refused_properties``), and retrieves List once. State written by a
+only once per destination (``refused_properties``), and retrieves List, Email and
+TriggeredSendDefinition once each. State written by a
 run that failed is not kept: the next run reads again what the failed one did not load.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,12 +22,12 @@ from test_sync_e2e import (
     CAMPAIGN_PAGES,
     JOURNEY_PAGES,
     LIST_RETRIEVES,
+    TABLES,
     TOKEN,
     USERINFO,
     Destination,
     Syncs,
     assert_equals_emulator,
-    assert_ok,
     assert_warehouse_equals,
     asset_campaigns,
     counts,
@@ -33,6 +35,7 @@ from test_sync_e2e import (
     snapshot,
 )
 
+from sfmc_source.client import SfmcClient
 from sfmc_source.emulator import Emulator, Faults, Sizes
 from sfmc_source.source import CAMPAIGNS_BATCH
 from sfmc_source.sync import SyncResult
@@ -41,14 +44,43 @@ from sfmc_source.sync import SyncResult
 client_factory = e2e.client_factory
 destination_factory = e2e.destination_factory
 duckdb_destination = e2e.duckdb_destination
-syncs = e2e.syncs
 
 DESCRIBES = "SOAP Describe"
+# The e2e module's tables and the email ones, each read with one Retrieve when nothing is new.
+SYNCED = (*TABLES, "emails", "triggered_sends")
+EMAIL_RETRIEVES = "SOAP Retrieve Email"
+TSD_RETRIEVES = "SOAP Retrieve TriggeredSendDefinition"
 # Campaigns span three pages of 50, journey versions (30 journeys, mostly 2 each) two.
 SIZES = Sizes(campaigns=120, assets_per_campaign=2, lists=120, journeys=30)
 CAMPAIGNS = 120
 
 Factory = Callable[..., Emulator]
+
+
+class SyncsWithEmails(Syncs):
+    """Syncs of ``SYNCED`` unless told otherwise."""
+
+    def run(
+        self,
+        emu: Emulator,
+        dest: Destination,
+        machine: str = "a",
+        client: SfmcClient | None = None,
+        **options: Any,
+    ) -> SyncResult:
+        options.setdefault("collections", SYNCED)
+        return super().run(emu, dest, machine, client, **options)
+
+
+@pytest.fixture
+def syncs(tmp_path: Path, client_factory: Callable[..., SfmcClient]) -> Syncs:
+    return SyncsWithEmails(tmp_path, client_factory)
+
+
+def assert_ok(result: SyncResult) -> None:
+    assert result.fatal is None, result.fatal
+    assert outcome(result) == dict.fromkeys(SYNCED), outcome(result)
+    assert result.exit_code == 0
 
 
 def requests_of(result: SyncResult) -> dict[str, int]:
@@ -78,6 +110,8 @@ def no_change_counts(emu: Emulator) -> dict[str, int]:
         CAMPAIGN_PAGES: 1,
         LIST_RETRIEVES: 1,
         JOURNEY_PAGES: journey_pages(emu),
+        EMAIL_RETRIEVES: 1,
+        TSD_RETRIEVES: 1,
     }
 
 
@@ -97,6 +131,8 @@ def fully_synced(emulator_factory: Factory, destination: Destination, syncs: Syn
         DESCRIBES: 1,
         LIST_RETRIEVES: 1,
         JOURNEY_PAGES: journey_pages(emu),
+        EMAIL_RETRIEVES: 1,
+        TSD_RETRIEVES: 1,
     }
     emu.app.log.clear()
     return emu
@@ -135,8 +171,8 @@ def test_a_run_with_nothing_new_makes_only_the_requests_it_must(
     result = syncs.run(emu, duckdb_destination)
 
     assert_ok(result)
-    # one token, the first campaigns page, no assets, no Describe, one List Retrieve, and
-    # every interactions page
+    # one token, the first campaigns page, no assets, no Describe, one List, one Email and one
+    # TriggeredSendDefinition Retrieve, and every interactions page
     assert counts(emu) == no_change_counts(emu)
     assert emu.app.log.token_requests == 1 and result.token_requests == 1
     assert requests_of(result) == {
@@ -145,6 +181,8 @@ def test_a_run_with_nothing_new_makes_only_the_requests_it_must(
         "lists": 1,
         "interactions": journey_pages(emu),
         "goals": 0,
+        "emails": 1,
+        "triggered_sends": 1,
     }
     assert rows_of(result)["campaign_assets"] == 0
     assert_warehouse_equals(duckdb_destination, expected)
@@ -201,6 +239,8 @@ def test_a_full_refresh_rereads_every_campaigns_assets_and_describes_again(
         DESCRIBES: 1,
         LIST_RETRIEVES: 1,
         JOURNEY_PAGES: journey_pages(emu),
+        EMAIL_RETRIEVES: 1,
+        TSD_RETRIEVES: 1,
     }
     assert sorted(asset_campaigns(emu)) == sorted(unit.campaigns)
     assert requests_of(result)["campaign_assets"] == CAMPAIGNS

@@ -44,8 +44,6 @@ class SoapObject:
     rows: Callable[[BusinessUnit], Iterable[Row]]
     # Where a tracking event object's rows are (``rows`` then makes a Row of each, in order).
     table: Callable[[BusinessUnit], EventTable] | None = None
-    # Nested properties written (nil) with their parent element whether requested or not.
-    always: frozenset[str] = frozenset()
 
     def property(self, name: str) -> SoapProperty | None:
         return self.by_name.get(name)
@@ -144,9 +142,7 @@ DATA_FOLDER = SoapObject(
         # listed by the tap's schema, never populated
         SoapProperty("Type", "String"),
     ),
-    rows=lambda unit: unit.folders.values(),
-    # SFMC writes these inside every ParentFolder, requested or not
-    always=frozenset({"ParentFolder.PartnerKey", "ParentFolder.ObjectID"}),
+    rows=lambda unit: unit.folders.values(),  # ParentFolder's PartnerKey, ObjectID: nil
 )
 
 SUBSCRIBER = SoapObject(
@@ -221,19 +217,88 @@ SEND = SoapObject(
 )
 
 
+EMAIL = SoapObject(
+    name="Email",
+    scope="email_read",
+    properties=(
+        # ObjectID always nil (docs/sfmc-api.md#email)
+        *_api_object("CreatedDate", "ModifiedDate", "ID", "CustomerKey"),
+        SoapProperty("Name", "String"),
+        SoapProperty("Folder", "String"),
+        SoapProperty("CategoryID", "Int32"),
+        SoapProperty("HTMLBody", "String"),
+        SoapProperty("TextBody", "String"),
+        SoapProperty("ContentAreas", "ContentArea[]", retrievable=False),
+        SoapProperty("Subject", "String"),
+        SoapProperty("IsActive", "Boolean"),
+        SoapProperty("IsHTMLPaste", "Boolean"),
+        SoapProperty("ClonedFromID", "Int32"),
+        SoapProperty("Status", "String"),
+        SoapProperty("EmailType", "String"),
+        SoapProperty("CharacterSet", "String"),
+        SoapProperty("HasDynamicSubjectLine", "Boolean"),
+        SoapProperty("ContentCheckStatus", "String"),
+        SoapProperty("SyncTextWithHTML", "Boolean", retrievable=False),
+        SoapProperty("PreHeader", "String"),
+    ),
+    rows=lambda unit: unit.emails.values(),
+)
+
+
+def _with_pairs(api: tuple[SoapProperty, ...], *pairs: SoapProperty) -> tuple[SoapProperty, ...]:
+    """APIObject's part with ``pairs`` right after PartnerProperties, as SFMC writes them."""
+    at = next(i for i, p in enumerate(api) if p.name == "PartnerProperties")
+    return (*api[: at + 1], *pairs, *api[at + 1 :])
+
+
+def _reference(name: str, *plain: tuple[str, str]) -> tuple[SoapProperty, ...]:
+    """A nested object reference such as ``<Email>``: its ``PartnerKey`` and ``ObjectID``
+    (written whenever it is, docs/sfmc-api.md#retrieve-response) around ``plain``."""
+    return (
+        SoapProperty(f"{name}.PartnerKey", "String", nillable=True),
+        *(SoapProperty(f"{name}.{prop}", kind) for prop, kind in plain),
+        SoapProperty(f"{name}.ObjectID", "String", nillable=True),
+    )
+
+
+TRIGGERED_SEND_DEFINITION = SoapObject(
+    name="TriggeredSendDefinition",
+    scope="email_read",
+    properties=(
+        # ID is not returned (docs/sfmc-api.md#triggeredsenddefinition)
+        *_with_pairs(
+            _api_object("CreatedDate", "ModifiedDate", "ObjectID", "CustomerKey"),
+            SoapProperty("TestEmailAddr", "String", pair=True),
+        ),
+        SoapProperty("IsPlatformObject", "Boolean"),
+        SoapProperty("Name", "String"),
+        SoapProperty("Description", "String"),
+        SoapProperty("Keyword", "String"),
+        SoapProperty("CategoryID", "Int32"),
+        *_reference("SendClassification", ("CustomerKey", "String")),
+        SoapProperty("FromName", "String"),
+        SoapProperty("FromAddress", "String"),
+        SoapProperty("TriggeredSendType", "String"),
+        SoapProperty("TriggeredSendStatus", "TriggeredSendStatusEnum"),
+        *_reference("Email", ("ID", "Int32")),
+        # never recorded: left out with its parent when null (docs/sfmc-api.md#retrieve-response)
+        SoapProperty("List.ID", "Int32"),
+        SoapProperty("EmailSubject", "String"),
+        SoapProperty("Priority", "String"),
+    ),
+    rows=lambda unit: unit.triggered_sends.values(),
+)
+
+
 def _tracking_event(name: str, *extra: SoapProperty, pairs: tuple[str, ...] = ()) -> SoapObject:
     """A TrackingEvent subtype: APIObject's part (with ``pairs`` returned as PartnerProperties
     right after PartnerKey, as SFMC writes them), the common event properties, then its own."""
-    api = _api_object("CorrelationID")
-    at = next(i for i, p in enumerate(api) if p.name == "PartnerProperties")
     pair_props = tuple(SoapProperty(p, "Int32", pair=True) for p in pairs)
     return SoapObject(
         name=name,
         scope="tracking_events_read",
         properties=(
-            *api[: at + 1],
-            *pair_props,
-            *api[at + 1 :],
+            *_with_pairs(_api_object("CorrelationID"), *pair_props),
             SoapProperty("SendID", "Int32"),
             SoapProperty("SubscriberKey", "String", max_length=254),
             SoapProperty("EventDate", "DateTime"),
@@ -280,7 +345,16 @@ TRACKING_EVENTS = (SENT_EVENT, OPEN_EVENT, CLICK_EVENT, BOUNCE_EVENT, UNSUB_EVEN
 
 CATALOGUE: dict[str, SoapObject] = {
     obj.name: obj
-    for obj in (LIST, DATA_FOLDER, SUBSCRIBER, LIST_SUBSCRIBER, SEND, *TRACKING_EVENTS)
+    for obj in (
+        LIST,
+        DATA_FOLDER,
+        SUBSCRIBER,
+        LIST_SUBSCRIBER,
+        SEND,
+        EMAIL,
+        TRIGGERED_SEND_DEFINITION,
+        *TRACKING_EVENTS,
+    )
 }
 
 # Written on every Results element whether requested or not

@@ -11,6 +11,7 @@ they are kept as columns (``tracking.EventTable``).
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,8 @@ class BusinessUnit:
     subscribers: dict[str, Row] = field(default_factory=dict)  # by SubscriberKey
     list_subscribers: list[Row] = field(default_factory=list)
     sends: dict[int, Row] = field(default_factory=dict)
+    emails: dict[int, Row] = field(default_factory=dict)  # by ID
+    triggered_sends: dict[str, Row] = field(default_factory=dict)  # by ObjectID
     events: dict[str, EventTable] = field(default_factory=dict)  # by object: SentEvent, ...
     # Derived views (sorted and filtered listings), dropped on every mutation.
     views: dict[Any, Any] = field(default_factory=dict, repr=False)
@@ -90,10 +93,11 @@ class Mutations:
     """Change emulator data between syncs, the way users change SFMC.
 
     ``collection`` is ``campaigns``, ``campaign_assets``, ``lists``, ``folders``,
-    ``interactions``, ``subscribers``, ``list_subscribers`` or ``sends``; keys are a campaign
-    id (str), an asset id (str), a list ID (int), a folder ID (int), ``(journey_id,
-    version)``, a SubscriberKey, ``(ListID, SubscriberKey)`` or a send ID (int). Changes take
-    SFMC field names (``name``, ``ListName``, ``stats``, a version's ``activities`` ...).
+    ``interactions``, ``subscribers``, ``list_subscribers``, ``sends``, ``emails`` or
+    ``triggered_sends``; keys are a campaign id (str), an asset id (str), a list ID (int), a
+    folder ID (int), ``(journey_id, version)``, a SubscriberKey, ``(ListID, SubscriberKey)``, a
+    send ID (int), an email ID (int) or a triggered send definition's ObjectID (str). Changes
+    take SFMC field names (``name``, ``ListName``, ``stats``, a version's ``activities`` ...).
     Unless ``touch`` is false, the record's modified date moves to now (a subscriber has
     none); asset changes touch their campaign. Tracking events are only added
     (``add("OpenEvent", SendID=..., EventDate=...)``), with any ``EventDate``, even a past one:
@@ -137,12 +141,19 @@ class Mutations:
             unit.views.clear()
             return _ADDERS[collection](self, unit, fields)
 
-    def delete(self, collection: str, key: Any, *, mid: int | None = None) -> None:
-        """Remove a record. A journey version is not removed but gets status ``Deleted``."""
+    def delete(
+        self, collection: str, key: Any, *, mid: int | None = None, purge: bool = False
+    ) -> None:
+        """Remove a record. A journey version or a triggered send definition is not removed
+        but gets status ``Deleted`` (a definition is removed outright with ``purge``)."""
         with self.lock:
             unit = self.unit(mid)
             unit.views.clear()
-            if collection == "campaigns":
+            if collection == "triggered_sends" and not purge:
+                self.update(collection, key, mid=unit.mid, TriggeredSendStatus="Deleted")
+            elif collection in ("emails", "triggered_sends"):
+                del getattr(unit, collection)[key]
+            elif collection == "campaigns":
                 del unit.campaigns[key]
                 unit.assets.pop(key, None)
             elif collection == "campaign_assets":
@@ -172,8 +183,9 @@ class Mutations:
             return unit.folders[key]
         if collection == "subscribers":
             return unit.subscribers[key]
-        if collection == "sends":
-            return unit.sends[key]
+        if collection in ("sends", "emails", "triggered_sends"):
+            by_key: dict[Any, Row] = getattr(unit, collection)
+            return by_key[key]
         if collection == "list_subscribers":
             for row in unit.list_subscribers:
                 if (row.fields["ListID"], row.fields["SubscriberKey"]) == key:
@@ -228,6 +240,20 @@ class Mutations:
         unit.folders[key] = Row({**base, "ObjectID": None, "IsActive": True, **fields})
         return key
 
+    def _add_email(self, unit: BusinessUnit, fields: Fields) -> int:
+        now = self._clock.now()
+        key = max(unit.emails, default=0) + 1
+        base: Fields = {"ID": key, "CreatedDate": now, "ModifiedDate": now, "ObjectID": None}
+        unit.emails[key] = Row({**base, **fields})
+        return key
+
+    def _add_triggered_send(self, unit: BusinessUnit, fields: Fields) -> str:
+        now = self._clock.now()
+        key = str(uuid.uuid4())
+        base: Fields = {"ObjectID": key, "CreatedDate": now, "ModifiedDate": now}
+        unit.triggered_sends[key] = Row({**base, **fields})
+        return key
+
     def _add_event(self, unit: BusinessUnit, name: str, fields: Fields) -> None:
         """A tracking event (it has no key), kept in EventDate order; its send's counters
         follow it."""
@@ -256,6 +282,8 @@ _ADDERS: dict[str, Callable[[Mutations, BusinessUnit, Fields], Any]] = {
     "lists": Mutations._add_list,
     "folders": Mutations._add_folder,
     "interactions": Mutations._add_journey_version,
+    "emails": Mutations._add_email,
+    "triggered_sends": Mutations._add_triggered_send,
 }
 # The tracking event objects, each a list in ``BusinessUnit.events``.
 TRACKING_EVENT_NAMES = (
@@ -278,6 +306,8 @@ _MODIFIED = {
     "folders": "ModifiedDate",
     "list_subscribers": "ModifiedDate",
     "sends": "ModifiedDate",
+    "emails": "ModifiedDate",
+    "triggered_sends": "ModifiedDate",
     "campaign_assets": None,
     "subscribers": None,
 }

@@ -34,6 +34,8 @@ class Sizes:
     subscribers: int = 100
     sends: int = 5
     recipients_per_send: int = 40
+    emails: int = 20
+    triggered_sends: int = 8
 
 
 SCALES = {
@@ -85,6 +87,8 @@ def sizes_for(scale: str) -> Sizes:
         journeys=base.journeys * factor,
         subscribers=base.subscribers * factor,
         sends=base.sends * factor,
+        emails=base.emails * factor,
+        triggered_sends=base.triggered_sends * factor,
     )
 
 
@@ -159,6 +163,7 @@ def generate_unit(seed: int, mid: int, sizes: Sizes) -> BusinessUnit:
     categories = sorted({row.fields["Category"] for row in unit.lists.values()})
     for folder in _folders(random.Random(f"{seed}:{mid}:folders"), mid, categories):
         unit.folders[folder["ID"]] = Row(folder)
+    add_emails(unit, random.Random(f"{seed}:{mid}:emails"), sizes)
     engagement = random.Random(f"{seed}:{mid}:engagement")
     add_engagement(
         unit,
@@ -637,3 +642,98 @@ def _goal_metadata(rng: random.Random, is_exit: bool) -> Fields:
         if rng.random() < 0.05:
             del metadata[key]
     return metadata
+
+
+# ---- classic emails and triggered send definitions (docs/sfmc-api.md#email) ----------------
+
+EMAIL_TYPES = ("Normal", "Text Only", "HTML", "Text", "normal")  # compared case-insensitively
+EMAIL_STATUSES = ("New", "Active", "Inactive")
+CHARACTER_SETS = ("utf-8", "iso-8859-1", "us-ascii", "")
+CONTENT_CHECKS = ("Not Checked", "Checked", "Passed", "Failed")
+TRIGGERED_SEND_STATUSES = ("New", "Inactive", "Active", "Canceled", "Deleted", "Moved")
+PRIORITIES = ("4", "3", "5", "Medium")
+SEND_CLASSIFICATIONS = ("Default Commercial", "Default Transactional", "transactional-ü")
+
+
+def add_emails(unit: BusinessUnit, rng: random.Random, sizes: Sizes) -> None:
+    """Classic emails, then triggered send definitions sending them (or a Content Builder
+    email's legacy id, which no classic email has) to a list or, mostly, none."""
+    for i in range(sizes.emails):
+        row = _email(rng, 3_000 + i)
+        unit.emails[row["ID"]] = Row(row)
+    email_ids, list_ids = list(unit.emails), list(unit.lists)
+    for i in range(sizes.triggered_sends):
+        row = _triggered_send(rng, i, email_ids, list_ids)
+        unit.triggered_sends[row["ObjectID"]] = Row(row)
+
+
+def email_body(rng: random.Random, number: int) -> str:
+    """An HTML document with personalisation strings, entities and, now and then, size."""
+    repeat = rng.choices((1, 20, 1_000), weights=(70, 28, 2))[0]
+    filler = "<tr><td>Ünïcödé offer 🌸 &amp; more</td></tr>" * repeat
+    return (
+        f"<html><head><title>{number}</title></head><body>%%First Name%%, "
+        f"{rng.choice(NASTY)}<table>{filler}</table>\r\n<![CDATA[ raw ]]></body></html>"
+    )
+
+
+def _email(rng: random.Random, number: int) -> Fields:
+    created = _instant(rng)
+    fields: Fields = {
+        "ID": number,
+        "PartnerKey": "",  # empty, not nil, on Email
+        "ObjectID": None,
+        "CreatedDate": created,
+        "ModifiedDate": _instant(rng, created),
+        "CustomerKey": rng.choice((_guid(rng), f"email-{number}", "")),
+        "Name": _text(rng, f"Email {number}"),
+        "Folder": "my emails",
+        "CategoryID": rng.randrange(100, 10_000),
+        "HTMLBody": email_body(rng, number),
+        "TextBody": rng.choice(("", "", f"Hello %%First Name%%\nEmail {number}")),
+        "Subject": _text(rng, f"Offers for you {number}"),
+        "IsActive": rng.random() < 0.8,
+        "IsHTMLPaste": rng.random() < 0.5,
+        "Status": rng.choice(EMAIL_STATUSES),
+        "EmailType": rng.choice(EMAIL_TYPES),
+        "CharacterSet": rng.choice(CHARACTER_SETS),
+        "HasDynamicSubjectLine": rng.random() < 0.2,
+        "ContentCheckStatus": rng.choice(CONTENT_CHECKS),
+        "PreHeader": "",
+    }
+    for key in ("TextBody", "CategoryID", "Subject", "CharacterSet", "HTMLBody"):
+        if rng.random() < 0.05:
+            fields[key] = None
+    return fields
+
+
+def _triggered_send(
+    rng: random.Random, number: int, email_ids: list[int], list_ids: list[int]
+) -> Fields:
+    created = _instant(rng, whole_seconds=True)
+    legacy_id = rng.randrange(100_000, 999_999)  # a Content Builder email's
+    fields: Fields = {
+        "ObjectID": _guid(rng),
+        "CreatedDate": created,
+        "ModifiedDate": rng.choice((created, _instant(rng, created))),
+        "CustomerKey": rng.choice((f"ts-{number}", _guid(rng)[:36], "")),
+        "TestEmailAddr": rng.choice(("", "qa@example.com")),
+        "IsPlatformObject": False,
+        "Name": _text(rng, f"Triggered send {number}"),
+        "Description": _text(rng, rng.choice(("", "Welcome email"))),
+        "Keyword": "",
+        "CategoryID": rng.randrange(100, 10_000),
+        "SendClassification.CustomerKey": rng.choice(SEND_CLASSIFICATIONS),
+        "SendClassification.ObjectID": _guid(rng),
+        "FromName": "Example",
+        "FromAddress": "news@example.com",
+        "TriggeredSendType": "Continuous",
+        "TriggeredSendStatus": rng.choice(TRIGGERED_SEND_STATUSES),
+        "Email.ID": rng.choice(email_ids) if email_ids and rng.random() < 0.7 else legacy_id,
+        "List.ID": rng.choice(list_ids) if list_ids and rng.random() < 0.2 else None,
+        "EmailSubject": _text(rng, "Welcome"),
+        "Priority": rng.choice(PRIORITIES),
+    }
+    if rng.random() < 0.1:
+        fields["SendClassification.CustomerKey"] = None
+    return fields

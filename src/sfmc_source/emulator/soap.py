@@ -375,7 +375,9 @@ Slot = tuple[str, str, str, str, str]
 class ResultsWriter:
     """Writes ``<Results>`` elements for one object and one set of requested properties.
 
-    ``PartnerKey`` and ``ObjectID`` are written on every row, nil when not requested.
+    ``PartnerKey`` and ``ObjectID`` are written on every row, nil when not requested, and
+    inside a nested reference that declares them (TriggeredSendDefinition ``Email``) whenever
+    it is written.
     Nillable properties that are null are written ``xsi:nil="true"``; other nulls are left out
     (``null_style="missing"``, what the Retrieve doc says) or written nil (``"nil"``), and null
     children of a nested object are always left out, the parent too when all are null. A
@@ -386,12 +388,13 @@ class ResultsWriter:
     def __init__(
         self, obj: SoapObject, requested: Sequence[str], null_style: str = "missing"
     ) -> None:
-        nesting = {name.split(".", 1)[0] for name in requested if "." in name}
-        always = ALWAYS_RETURNED | {p for p in obj.always if p.split(".", 1)[0] in nesting}
-        wanted = set(requested) | always
+        # a nested reference's own PartnerKey and ObjectID come with any of its properties
+        parents = {p.parent for p in obj.properties if p.name in requested and p.parent}
+        companions = {f"{parent}.{name}" for parent in parents for name in ALWAYS_RETURNED}
+        wanted = set(requested) | ALWAYS_RETURNED | companions
         self.obj = obj
         props = [p for p in obj.properties if p.name in wanted]
-        unrequested = tuple(sorted(always - set(requested)))
+        unrequested = tuple(sorted((ALWAYS_RETURNED | companions) - set(requested)))
         self.cache_key = (obj.name, tuple(p.name for p in props), unrequested, null_style)
         self.groups: list[tuple[str | None, list[Slot]]] = []
         for prop in props:
