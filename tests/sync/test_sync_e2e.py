@@ -54,6 +54,7 @@ USERINFO = "GET /v2/userinfo"
 
 POSTGRES_URL = os.environ.get("SFMC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 FAST_RETRIES = RetryPolicy(tries=4, base_delay=0.01, max_delay=0.05)
+SAFETY = 600  # seconds; only so that a hung process fails its test instead of the suite
 
 
 @dataclass
@@ -629,7 +630,7 @@ class Cli:
         self, emu: Emulator, dest: Destination, *args: str, home: str = "a", **env: str
     ) -> subprocess.CompletedProcess[str]:
         process = self.popen(emu, dest, *args, home=home, **env)
-        stdout, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=SAFETY)
         return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
@@ -1193,7 +1194,7 @@ def test_a_malformed_page_fails_its_collection_and_keeps_data_and_cursor(
 # ---- 10. killed mid-run ------------------------------------------------------------------
 
 
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = SAFETY) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -1226,7 +1227,7 @@ def test_a_sync_killed_mid_run_converges_on_the_next_run(
         time.sleep(0.1)
         process.send_signal(signal.SIGKILL)
     finally:
-        process.communicate(timeout=30)
+        process.communicate(timeout=SAFETY)
     assert process.returncode == -signal.SIGKILL
 
     emu.app.faults.latency_ms = 0
