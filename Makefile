@@ -34,7 +34,7 @@ lint: $(VENV)/installed-test
 
 # On every core: each test has its own emulator port, temporary directory and Postgres schema.
 test: lint
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist worksteal
 
 # Several minutes: the emulator's own speed, then syncs at medium and large scale, 0 and 30 ms.
 bench: $(VENV)/installed
