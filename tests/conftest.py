@@ -34,6 +34,24 @@ def emulator(emulator_factory: Callable[..., Emulator]) -> Emulator:
     return emulator_factory(sizes=Sizes())
 
 
+class TokenClock:
+    """The clock the emulator's auth host expires tokens by, moved only by the test: a token
+    ages by exactly what the test says, however slow the machine."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def token_clock(monkeypatch: pytest.MonkeyPatch) -> TokenClock:
+    clock = TokenClock()
+    monkeypatch.setattr("sfmc_source.emulator.auth.time", clock)
+    return clock
+
+
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10) as client:

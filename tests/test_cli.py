@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from sfmc_source.cli import main
 
+SAFETY = 600  # seconds; only so that a hung process fails the test instead of the suite
+
 
 def test_emulator_prints_its_environment_then_serves_until_sigterm() -> None:
     process = subprocess.Popen(
@@ -49,12 +51,12 @@ def test_emulator_prints_its_environment_then_serves_until_sigterm() -> None:
                 "client_id": env["SFMC_CLIENT_ID"],
                 "client_secret": env["SFMC_CLIENT_SECRET"],
             },
-            timeout=10,
+            timeout=SAFETY,
         )
         assert response.status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=10)
+        _, err = process.communicate(timeout=SAFETY)
     assert process.returncode == 0
     assert "served 1 request\n" in err
 

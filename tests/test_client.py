@@ -20,6 +20,7 @@ from sfmc_source.errors import (
     TransientError,
 )
 from sfmc_source.paging import rest_pages, soap_pages
+from tests.conftest import TokenClock
 
 FAST = RetryPolicy(tries=4, base_delay=0.001, max_delay=0.01)
 SIZES = Sizes(campaigns=120, lists=30, journeys=4)
@@ -59,10 +60,13 @@ def test_one_token_serves_many_requests(connect: Callable[..., SfmcClient]) -> N
     assert client.auth.token_requests == 1
 
 
-def test_the_token_is_renewed_before_it_expires(connect: Callable[..., SfmcClient]) -> None:
+def test_the_token_is_renewed_before_it_expires(
+    connect: Callable[..., SfmcClient], token_clock: TokenClock
+) -> None:
     client = connect(token_ttl=1)
     client.get_json("hub/v1/campaigns")
-    time.sleep(0.8)
+    time.sleep(0.8)  # the client renews by its own clock, after three quarters of the lifetime
+    token_clock.now += 0.8  # and the emulator's token has aged as much, not more
     client.get_json("hub/v1/campaigns")
     log = emulator_of(client).app.log
     assert log.token_requests == 2
@@ -71,7 +75,7 @@ def test_the_token_is_renewed_before_it_expires(connect: Callable[..., SfmcClien
 
 @pytest.mark.parametrize("api", ["rest", "soap"])
 def test_a_rejected_token_is_refreshed_once_and_the_call_retried(
-    connect: Callable[..., SfmcClient], api: str
+    connect: Callable[..., SfmcClient], token_clock: TokenClock, api: str
 ) -> None:
     client = connect(token_lifetime=0.2)
     call = {
@@ -79,7 +83,7 @@ def test_a_rejected_token_is_refreshed_once_and_the_call_retried(
         "soap": lambda: list(soap_pages(client, "List", ["ID"])),
     }[api]
     call()
-    time.sleep(0.3)
+    token_clock.now += 0.3
     call()
     log = emulator_of(client).app.log
     assert log.token_requests == 2

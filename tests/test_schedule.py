@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import pytest
@@ -17,11 +23,16 @@ from click.testing import CliRunner
 
 from sfmc_source.cli import main, run
 from sfmc_source.emulator import Emulator, Sizes
+from sfmc_source.emulator.messages import Request, Response
 from sfmc_source.errors import ConfigError, SyncBusy
 from sfmc_source.schedule import destination_lock, parse_duration
 
 ROOT = Path(__file__).parents[1]
 SIZES = Sizes(campaigns=40, assets_per_campaign=2, lists=60, journeys=5)
+# Only so that a hung process fails its test instead of hanging the suite: every wait here ends
+# on something the process or the emulator does, never on how fast the machine is.
+SAFETY = 600
+CAMPAIGN_ASSETS = re.compile(r"/rest/hub/v1/campaigns/[^/]+/assets")
 
 
 @pytest.mark.parametrize(
@@ -39,13 +50,14 @@ def test_bad_durations(text: str) -> None:
 
 
 def test_the_lock_admits_one_holder_and_frees_itself() -> None:
+    name = f"test-lock-{uuid.uuid4().hex}"  # the lock is machine-wide; other runs hold theirs
     with (
-        destination_lock("test-lock"),
+        destination_lock(name),
         pytest.raises(SyncBusy, match=f"pid {os.getpid()}"),
-        destination_lock("test-lock"),
+        destination_lock(name),
     ):
         pass
-    with destination_lock("test-lock"):
+    with destination_lock(name):
         pass
 
 
@@ -71,23 +83,85 @@ def start_run(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+def wait_for(condition: Callable[[], bool], seconds: float = SAFETY) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
 
 
-def read_until(process: subprocess.Popen[str], text: str) -> str:
-    """The process's stderr up to the first line holding ``text`` (all of it if it ends)."""
-    assert process.stderr is not None
-    seen = []
-    for line in process.stderr:
-        seen.append(line)
-        if text in line:
-            break
-    assert text in "".join(seen), "".join(seen)
-    return "".join(seen)
+@dataclass
+class Hold:
+    """The emulator's answers to campaign-asset requests wait until ``release`` is set: a sync
+    is held inside its first group, holding the destination's lock, for as long as a test
+    needs, however slow the machine. ``arrived`` is set once the first such request waits."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def wait_inside(self, process: subprocess.Popen[str]) -> None:
+        """Until the process's sync is held, failing at once if the process ends first."""
+        wait_for(lambda: self.arrived.is_set() or process.poll() is not None)
+        assert self.arrived.is_set(), process.communicate()[1]
+
+
+@pytest.fixture
+def held(
+    emulator_factory: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Emulator, Hold]]:
+    emulator, hold = emulator_factory(sizes=SIZES), Hold()
+    handle = emulator.app.handle
+
+    def answer(request: Request) -> Response:
+        if CAMPAIGN_ASSETS.fullmatch(request.path):
+            hold.arrived.set()
+            hold.release.wait(SAFETY)
+        return handle(request)
+
+    monkeypatch.setattr(emulator.app, "handle", answer)
+    yield emulator, hold
+    hold.release.set()
+
+
+class Stderr:
+    """A process's stderr read line by line as it is written, so that a test waits for what
+    the process says rather than for a deadline. Its stdout is drained alongside."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None and process.stderr is not None
+        self.process, self.said = process, ""
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._readers = [_started(process.stdout.read), _started(self._read, process.stderr)]
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, text: str) -> None:
+        """Until a line says ``text``; fails as soon as the process ends without saying it."""
+        while (line := self._lines.get(timeout=SAFETY)) is not None:
+            self.said += line
+            if text in line:
+                return
+        self._lines.put(None)
+        pytest.fail(f"exited {self.process.wait()} without saying {text!r}:\n{self.said}")
+
+    def until_exit(self) -> str:
+        """All it said, once it has ended."""
+        while (line := self._lines.get(timeout=SAFETY)) is not None:
+            self.said += line
+        self._lines.put(None)
+        self.process.wait(SAFETY)
+        for reader in self._readers:
+            reader.join(SAFETY)
+        return self.said
+
+
+def _started(target: Callable[..., object], *args: object) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
 
 
 def table_counts(tmp_path: Path) -> dict[str, tuple[int, int]]:
@@ -113,16 +187,18 @@ def table_counts(tmp_path: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_sigterm_mid_run_stops_at_a_safe_point_and_a_restart_converges(
-    emulator_factory: Callable[..., Emulator], tmp_path: Path
+    held: tuple[Emulator, Hold], tmp_path: Path
 ) -> None:
-    emulator = emulator_factory(sizes=SIZES)
-    emulator.app.faults.latency_ms = 40
+    emulator, hold = held
     env = cli_env(emulator, tmp_path)
     process = start_run(env, "--every", "2s")
-    wait_for(lambda: emulator.app.log.count("GET /hub/v1/campaigns/{id}/assets") >= 5)
+    stderr = Stderr(process)
+    hold.wait_inside(process)
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 143, err
+    stderr.wait_for("SIGTERM: stopping after the collection being loaded")
+    hold.release.set()
+    err = stderr.until_exit()
+    assert process.returncode == 143, err  # a sync cut short
     assert "SIGTERM: stopping after the collection being loaded" in err
     assert "lists: 0 rows, 0 requests, 0.0s, skipped (interrupted)" in err
     assert "interrupted: not synced this run: lists, interactions, goals," in err
@@ -134,13 +210,14 @@ def test_sigterm_mid_run_stops_at_a_safe_point_and_a_restart_converges(
         outcomes = dict(con.sql("select collection, outcome from sfmc._sfmc_runs").fetchall())
     assert outcomes["campaigns"] == "ok" and outcomes["lists"] == "skipped"
 
-    emulator.app.faults.latency_ms = 0
     emulator.app.mutate.update("campaigns", "1003", name="changed while stopped")
     process = start_run(env, "--every", "1h")
-    waited = read_until(process, "next sync in")
+    stderr = Stderr(process)
+    stderr.wait_for("next sync in")
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 0, waited + err  # stopped between syncs: nothing cut short
+    err = stderr.until_exit()
+    assert process.returncode == 0, err  # stopped between syncs: nothing cut short
+    assert "next sync in" in err
     counts = table_counts(tmp_path)
     versions = sum(len(v) for v in emulator.app.unit().journeys.values())
     assert counts["campaigns"] == (40, 40) and counts["lists"] == (60, 60)
@@ -153,22 +230,22 @@ def test_sigterm_mid_run_stops_at_a_safe_point_and_a_restart_converges(
 
 
 def test_a_second_sync_of_the_same_destination_is_refused_while_one_runs(
-    emulator_factory: Callable[..., Emulator], tmp_path: Path
+    held: tuple[Emulator, Hold], tmp_path: Path
 ) -> None:
-    emulator = emulator_factory(sizes=SIZES)
-    emulator.app.faults.latency_ms = 40
+    emulator, hold = held
     env = cli_env(emulator, tmp_path)
     first = start_run(env, "--every", "1h", "--concurrency", "1")
-    wait_for(lambda: emulator.app.log.count("GET /hub/v1/campaigns/{id}/assets") >= 1)
+    hold.wait_inside(first)
     second = subprocess.run(
         [sys.executable, "-m", "sfmc_source", "sync"],
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=SAFETY,
     )
     first.send_signal(signal.SIGTERM)
-    first.communicate(timeout=60)
+    hold.release.set()
+    first.communicate(timeout=SAFETY)
     assert second.returncode == 1
     assert "another sync of this destination and schema is running" in second.stderr
     assert emulator.app.log.token_requests == 1
@@ -232,21 +309,21 @@ def test_the_shipped_example_uses_only_known_keys() -> None:
 
 
 def test_two_run_loops_on_one_destination_never_sync_at_once(
-    emulator_factory: Callable[..., Emulator], tmp_path: Path
+    held: tuple[Emulator, Hold], tmp_path: Path
 ) -> None:
-    emulator = emulator_factory(sizes=SIZES)
-    emulator.app.faults.latency_ms = 40
+    emulator, hold = held
     env = cli_env(emulator, tmp_path)
     first = start_run(env, "--every", "1h", "--concurrency", "1")
-    wait_for(lambda: emulator.app.log.count("GET /hub/v1/campaigns/{id}/assets") >= 1)
+    hold.wait_inside(first)
     second = start_run(env, "--every", "1h")
-    try:
-        _, err = second.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        second.send_signal(signal.SIGTERM)
-        _, err = second.communicate(timeout=30)
+    stderr = Stderr(second)
+    stderr.wait_for("another sync of this destination and schema is running")
+    stderr.wait_for("next sync in")
+    second.send_signal(signal.SIGTERM)
+    err = stderr.until_exit()
     first.send_signal(signal.SIGTERM)
-    first.communicate(timeout=60)
+    hold.release.set()
+    first.communicate(timeout=SAFETY)
     assert "another sync of this destination and schema is running" in err
     assert "next sync in" in err
     assert second.returncode == 0

@@ -3,7 +3,6 @@ docs/sfmc-api.md#rest-errors."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from sfmc_source.emulator import Emulator, EmulatorConfig, Sizes
-from tests.conftest import Session
+from tests.conftest import Session, TokenClock
 
 TINY = Sizes(campaigns=3, lists=3, journeys=2)
 
@@ -139,13 +138,13 @@ def test_a_narrower_scope_is_honoured(http: httpx.Client, emulator: Emulator) ->
 
 
 def test_an_expired_token_gets_401_not_authorized(
-    http: httpx.Client, emulator_factory: Callable[..., Emulator]
+    http: httpx.Client, emulator_factory: Callable[..., Emulator], token_clock: TokenClock
 ) -> None:
     emulator = emulator_factory(sizes=TINY, token_ttl=1)
     session = Session(http, emulator)
     assert session.token["expires_in"] == 1
     assert session.rest("hub/v1/campaigns").status_code == 200
-    time.sleep(1.1)
+    token_clock.now += 1.1
     response = session.rest("hub/v1/campaigns")
     assert response.status_code == 401
     assert response.json() == {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import operator
 import re
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,7 +22,7 @@ from lxml import etree
 from sfmc_source.emulator import Emulator, Faults, Sizes
 from sfmc_source.emulator.data import Fields
 from sfmc_source.timefmt import format_system_time
-from tests.conftest import Session
+from tests.conftest import Session, TokenClock
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 PARTNER = "http://exacttarget.com/wsdl/partnerAPI"
@@ -780,11 +779,15 @@ def test_request_errors_are_http_200_with_an_error_status(
     ("case", "faultstring"), [("expired", "Token Expired"), ("unknown", "Login Failed")]
 )
 def test_bad_token_is_an_http_500_security_fault(
-    http: httpx.Client, emulator_factory: Callable[..., Emulator], case: str, faultstring: str
+    http: httpx.Client,
+    emulator_factory: Callable[..., Emulator],
+    token_clock: TokenClock,
+    case: str,
+    faultstring: str,
 ) -> None:
     session = start(http, emulator_factory, token_ttl=1)
     if case == "expired":
-        time.sleep(1.1)
+        token_clock.now += 1.1
         response = session.soap("Retrieve", RETRIEVE_ID)
     else:
         response = session.soap("Retrieve", RETRIEVE_ID, token="not-a-token")

@@ -581,7 +581,7 @@ def test_account_ids_on_the_command_line(
         cwd=cli.cwd("fresh"),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=e2e.SAFETY,
     )
     assert status.returncode == 0, status.stderr
     for mid in emu.config.mids:

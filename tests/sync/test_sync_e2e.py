@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +37,7 @@ import pytest
 from sfmc_source.client import Credentials, RetryPolicy, SfmcClient
 from sfmc_source.emulator import Emulator, Faults, RestOptions, Sizes
 from sfmc_source.emulator.generate import NASTY
+from sfmc_source.emulator.messages import Request, Response
 from sfmc_source.source import sfmc_source
 from sfmc_source.sync import SyncResult, pipeline_for, run_sync
 
@@ -54,6 +57,7 @@ USERINFO = "GET /v2/userinfo"
 
 POSTGRES_URL = os.environ.get("SFMC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 FAST_RETRIES = RetryPolicy(tries=4, base_delay=0.01, max_delay=0.05)
+SAFETY = 600  # seconds; only so that a hung process fails its test instead of the suite
 
 
 @dataclass
@@ -700,7 +704,7 @@ class Cli:
         self, emu: Emulator, dest: Destination, *args: str, home: str = "a", **env: str
     ) -> subprocess.CompletedProcess[str]:
         process = self.popen(emu, dest, *args, home=home, **env)
-        stdout, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=SAFETY)
         return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
@@ -1324,40 +1328,65 @@ def test_a_malformed_page_fails_its_collection_and_keeps_data_and_cursor(
 # ---- 10. killed mid-run ------------------------------------------------------------------
 
 
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = SAFETY) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
 
 
+def _held(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, path: str, once: Callable[[], bool]
+) -> threading.Event:
+    """Requests for ``path`` wait, unanswered, once ``once()`` holds, until the returned event
+    is set: a sync is still running, at a known point, whenever the test gets round to it."""
+    release, handle, pattern = threading.Event(), emu.app.handle, re.compile(path)
+
+    def answer(request: Request) -> Response:
+        if pattern.fullmatch(request.path) and once():
+            release.wait(SAFETY)
+        return handle(request)
+
+    monkeypatch.setattr(emu.app, "handle", answer)
+    return release
+
+
 @pytest.mark.parametrize(
-    ("endpoint", "after"),
+    ("endpoint", "after", "held"),
     [
         # killed while extracting: nothing pending, the next run starts over
-        pytest.param(ASSETS, 25, id="while-reading-campaign-assets"),
-        # killed around the lists load (extract, normalize or load, as timing falls)
-        pytest.param(LIST_RETRIEVES, 1, id="after-lists-were-retrieved"),
+        pytest.param(
+            ASSETS, 25, r"/rest/hub/v1/campaigns/[^/]+/assets", id="while-reading-campaign-assets"
+        ),
+        # killed around the lists load (extract, normalize or load, as timing falls), before
+        # the journeys are read
+        pytest.param(
+            LIST_RETRIEVES, 1, r"/rest/interaction/v1/interactions", id="after-lists-were-retrieved"
+        ),
     ],
 )
 def test_a_sync_killed_mid_run_converges_on_the_next_run(
     emulator_factory: Callable[..., Emulator],
     duckdb_destination: Destination,
     cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
     endpoint: str,
     after: int,
+    held: str,
 ) -> None:
     emu = emulator_factory(
         sizes=Sizes(campaigns=80, assets_per_campaign=2, lists=3000, journeys=10),
         faults=Faults(latency_ms=30),
     )
+    release = _held(emu, monkeypatch, held, lambda: emu.app.log.count(endpoint) >= after)
     process = cli.popen(emu, duckdb_destination)
     try:
         _wait_for(lambda: emu.app.log.count(endpoint) >= after, endpoint)
         time.sleep(0.1)
         process.send_signal(signal.SIGKILL)
     finally:
-        process.communicate(timeout=30)
+        process.communicate(timeout=SAFETY)
+        release.set()
     assert process.returncode == -signal.SIGKILL
 
     emu.app.faults.latency_ms = 0
