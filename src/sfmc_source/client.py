@@ -154,21 +154,34 @@ class SfmcClient:
 
     def map(self, fetch: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
         """``fetch`` of each item, in order, with up to ``concurrency`` requests in flight. On
-        the first failure the fetches not yet started never start; it is raised once the
-        running ones end."""
+        the first failure the fetches not yet started never start (a worker checks before it
+        starts one); it is raised once the running ones end."""
         workers = min(self.throttle.limit, len(items))
         if workers <= 1:
             return [fetch(item) for item in items]
+        failed = threading.Event()
+
+        def guarded(item: Item) -> Result:
+            if failed.is_set():
+                raise _NotStarted
+            try:
+                return fetch(item)
+            except BaseException:
+                failed.set()
+                raise
+
         with ThreadPoolExecutor(workers, thread_name_prefix="sfmc-source") as pool:
-            futures = [pool.submit(fetch, item) for item in items]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            errors = (f.exception() for f in futures if f in done)
-            failure = next((error for error in errors if error is not None), None)
-            if failure is not None:
-                for future in pending:
-                    future.cancel()
-                raise failure
-            return [future.result() for future in futures]
+            futures = [pool.submit(guarded, item) for item in items]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+        errors = (f.exception() for f in futures if not f.cancelled())
+        failure = next(
+            (e for e in errors if e is not None and not isinstance(e, _NotStarted)), None
+        )
+        if failure is not None:
+            raise failure
+        return [future.result() for future in futures]
 
     def business_unit_id(self) -> int:
         """The MID this client acts in: the account id asked for, else the package's own
@@ -304,6 +317,10 @@ class SfmcClient:
         except httpx.ConnectError as exc:
             raise unreachable(self.credentials, exc) from None
         return read_token(response, self.credentials)
+
+
+class _NotStarted(Exception):
+    """A fetch of ``map`` that did not start: another had failed."""
 
 
 def _transient(response: httpx.Response) -> bool:
