@@ -122,3 +122,14 @@ def test_rows_read_per_parent_name_only_what_the_parent_has() -> None:
         assert {column for _, column in how.parent_key} | {how.stamp} <= parent
         named = re.findall(r"{(\w+)}", spec.source.path + str(spec.source.params))
         assert named and set(named) <= parent, spec.name
+
+
+def test_collections_says_which_columns_an_option_brings() -> None:
+    from click.testing import CliRunner
+
+    from sfmc_source.cli import main
+
+    text = CliRunner().invoke(main, ["collections"]).output
+    assert "html_body" in text and "← HTMLBody  (with --email-bodies)" in text
+    described = CliRunner().invoke(main, ["collections", "--json"]).output
+    assert '"option": "email_bodies"' in described

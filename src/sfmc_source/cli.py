@@ -610,7 +610,8 @@ def collections(as_json: bool) -> None:
         click.echo(f"  permission:  {collection.permission}")
         width = max(len(c.name) for c in collection.table_columns)
         for column in collection.table_columns:
-            click.echo(f"    {column.name:<{width}}  {column.type:<9}  ← {column.source}")
+            only = f"  (with --{column.option.replace('_', '-')})" if column.option else ""
+            click.echo(f"    {column.name:<{width}}  {column.type:<9}  ← {column.source}{only}")
         click.echo()
 
 
@@ -622,7 +623,8 @@ def _describe(collection: Collection) -> dict[str, Any]:
         "incremental": collection.strategy,
         "permission": collection.permission,
         "columns": [
-            {"name": c.name, "type": c.type, "source": c.source} for c in collection.table_columns
+            {"name": c.name, "type": c.type, "source": c.source, "option": c.option}
+            for c in collection.table_columns
         ],
     }
 
