@@ -184,10 +184,10 @@ def test_collections_lists_every_table_column_and_key() -> None:
     assert {"name": "business_unit_id", "type": "bigint"}.items() <= described["sends"]["columns"][
         -1
     ].items()
-    assert {"name": "item_id", "type": "text", "source": "itemID"} in described["campaign_assets"][
-        "columns"
-    ]
-    assert {"name": "object_id", "type": "text", "source": "objectID"} in described[
+    assert {"name": "item_id", "type": "text", "source": "itemID", "option": None} in described[
+        "campaign_assets"
+    ]["columns"]
+    assert {"name": "object_id", "type": "text", "source": "objectID", "option": None} in described[
         "campaign_assets"
     ]["columns"]
     text = CliRunner().invoke(main, ["collections"]).output
