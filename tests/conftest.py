@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+
+# Airflow is installed for the recipes' tests; without this, dlt asks Airflow's (absent)
+# metadata database for its settings on every pipeline the tests make (about 2 s each, and a
+# logged error). The command line sets the same when it starts (cli.configure_runtime).
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 
 from sfmc_source.emulator import Emulator, EmulatorConfig, Sizes
 

@@ -387,7 +387,7 @@ def test_a_first_run_that_fails_after_reading_some_assets_leaves_them_unread(
 
 ONE_VERSION = "GET /interaction/v1/interactions/key:{key}"
 FOLDER_RETRIEVES = "SOAP Retrieve DataFolder"
-WITH_ACTIVITIES = (*e2e.TABLES, "journey_activities", "folders")
+WITH_ACTIVITIES = (*SYNCED, "journey_activities", "folders")
 
 
 def test_journey_activities_cost_nothing_until_a_version_changes(
