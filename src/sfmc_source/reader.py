@@ -5,7 +5,7 @@ tenant refuses, the campaigns it read assets of) instead of keeping it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeAlias
@@ -40,6 +40,13 @@ class Retrieval:
 
     pages: Iterator[Table]
     refused: list[str] = field(default_factory=list)
+
+    @classmethod
+    def reading(cls, pages: Callable[[Retrieval], Iterator[Table]]) -> Retrieval:
+        """The retrieval of the pages ``pages`` reads, telling it what they teach."""
+        retrieval = cls(iter(()))
+        retrieval.pages = pages(retrieval)
+        return retrieval
 
     def __iter__(self) -> Iterator[Table]:
         return self.pages
@@ -177,9 +184,10 @@ class Reader:
     ) -> Retrieval:
         """The rows of a SOAP collection modified since ``since`` (all without it), without
         the ``refused`` properties."""
-        retrieval = Retrieval(iter(()))
-        retrieval.pages = self._retrieve(collection, _modified_since(since), refused, retrieval)
-        return retrieval
+        where = _modified_since(since)
+        return Retrieval.reading(
+            lambda learned: self._retrieve(collection, where, refused, learned)
+        )
 
     def by_keys(
         self,
@@ -217,10 +225,9 @@ class Reader:
         half-open, ``(start, end]``: no event is read twice. A backfill starts with
         ``EVENT_WINDOW``; an incremental run, which reads what happened since the last, with
         ``WIDEST_WINDOW``."""
-        retrieval = Retrieval(iter(()))
-        windows = self._windows(collection, since, now, backfill, refused, retrieval)
-        retrieval.pages = windows
-        return retrieval
+        return Retrieval.reading(
+            lambda learned: self._windows(collection, since, now, backfill, refused, learned)
+        )
 
     def _windows(
         self,
