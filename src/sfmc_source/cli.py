@@ -238,32 +238,15 @@ def emulator(
     port: int,
     scale: str,
     seed: int,
-    latency_ms: float,
     business_units: int,
     token_ttl: int,
     scopes: tuple[str, ...],
     client_id: str,
     client_secret: str,
-    rate_limit_every: int,
-    retry_after: int,
-    server_error_every: int,
-    reset_every: int,
-    stall_every: int,
-    stall_seconds: float,
-    malformed: dict[str, int],
     assets_envelope: str,
+    **faults: Any,
 ) -> None:
     """Serve the SFMC emulator on 127.0.0.1 and print the environment to point a sync at it."""
-    faults = Faults(
-        latency_ms=latency_ms,
-        rate_limit_every=rate_limit_every,
-        retry_after=retry_after,
-        server_error_every=server_error_every,
-        reset_every=reset_every,
-        stall_every=stall_every,
-        stall_seconds=stall_seconds,
-        malformed=malformed,
-    )
     config = EmulatorConfig(
         seed=seed,
         sizes=sizes_for(scale),
@@ -272,7 +255,7 @@ def emulator(
         client_secret=client_secret,
         token_ttl=token_ttl,
         scopes=scopes,
-        faults=faults,
+        faults=Faults(**faults),  # the fault options are named as Faults' fields
         rest=RestOptions(assets_envelope=assets_envelope),
     )
     _serve(config, port)

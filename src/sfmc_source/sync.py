@@ -353,8 +353,7 @@ def run_sync_command(
     log_format: str = "text",
     verbose: bool = False,
 ) -> int:
-    """What ``sfmc-source sync`` does: check settings, sync, print the summary; the exit code.
-    ``account_ids``: one client each, None for the package's own business unit."""
+    """What ``sfmc-source sync`` does: the exit code. ``account_ids``: one client each."""
     credentials = [
         credentials_from(client_id, client_secret, subdomain, mid, auth_url) for mid in account_ids
     ]
