@@ -435,6 +435,7 @@ def sync_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--email-bodies",
             envvar="SFMC_EMAIL_BODIES",
+            show_envvar=True,
             is_flag=True,
             help="Also read each email's HTML and text body (emails.html_body, text_body).",
         ),
