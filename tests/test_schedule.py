@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -13,7 +12,6 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -23,7 +21,6 @@ from click.testing import CliRunner
 
 from sfmc_source.cli import main, run
 from sfmc_source.emulator import Emulator, Sizes
-from sfmc_source.emulator.messages import Request, Response
 from sfmc_source.errors import ConfigError, SyncBusy
 from sfmc_source.schedule import destination_lock, parse_duration
 
@@ -32,7 +29,6 @@ SIZES = Sizes(campaigns=40, assets_per_campaign=2, lists=60, journeys=5)
 # Only so that a hung process fails its test instead of hanging the suite: every wait here ends
 # on something the process or the emulator does, never on how fast the machine is.
 SAFETY = 600
-CAMPAIGN_ASSETS = re.compile(r"/rest/hub/v1/campaigns/[^/]+/assets")
 
 
 @pytest.mark.parametrize(
@@ -90,37 +86,20 @@ def wait_for(condition: Callable[[], bool], seconds: float = SAFETY) -> None:
         time.sleep(0.05)
 
 
-@dataclass
-class Hold:
-    """The emulator's answers to campaign-asset requests wait until ``release`` is set: a sync
-    is held inside its first group, holding the destination's lock, for as long as a test
-    needs, however slow the machine. ``arrived`` is set once the first such request waits."""
-
-    arrived: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def wait_inside(self, process: subprocess.Popen[str]) -> None:
-        """Until the process's sync is held, failing at once if the process ends first."""
-        wait_for(lambda: self.arrived.is_set() or process.poll() is not None)
-        assert self.arrived.is_set(), process.communicate()[1]
-
-
 @pytest.fixture
-def held(
-    emulator_factory: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Emulator, Hold]]:
-    emulator, hold = emulator_factory(sizes=SIZES), Hold()
-    handle = emulator.app.handle
+def held(emulator_factory: Callable[..., Emulator]) -> Iterator[Emulator]:
+    """An emulator whose API answers wait at its closed gate: a sync is held inside its first
+    group, holding the destination's lock, for as long as a test needs, however slow the
+    machine."""
+    emulator = emulator_factory(sizes=SIZES)
+    emulator.app.gate.close()
+    yield emulator
+    emulator.app.gate.open()
 
-    def answer(request: Request) -> Response:
-        if CAMPAIGN_ASSETS.fullmatch(request.path):
-            hold.arrived.set()
-            hold.release.wait(SAFETY)
-        return handle(request)
 
-    monkeypatch.setattr(emulator.app, "handle", answer)
-    yield emulator, hold
-    hold.release.set()
+def wait_inside(emulator: Emulator, process: subprocess.Popen[str]) -> None:
+    """Until the process's sync is held at the gate, failing at once if it ends first."""
+    emulator.app.gate.wait_until_holding(timeout=SAFETY, alive=lambda: process.poll() is None)
 
 
 class Stderr:
@@ -187,16 +166,16 @@ def table_counts(tmp_path: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_sigterm_mid_run_stops_at_a_safe_point_and_a_restart_converges(
-    held: tuple[Emulator, Hold], tmp_path: Path
+    held: Emulator, tmp_path: Path
 ) -> None:
-    emulator, hold = held
+    emulator = held
     env = cli_env(emulator, tmp_path)
     process = start_run(env, "--every", "2s")
     stderr = Stderr(process)
-    hold.wait_inside(process)
+    wait_inside(emulator, process)
     process.send_signal(signal.SIGTERM)
     stderr.wait_for("SIGTERM: stopping after the collection being loaded")
-    hold.release.set()
+    emulator.app.gate.open()
     err = stderr.until_exit()
     assert process.returncode == 143, err  # a sync cut short
     assert "SIGTERM: stopping after the collection being loaded" in err
@@ -230,12 +209,12 @@ def test_sigterm_mid_run_stops_at_a_safe_point_and_a_restart_converges(
 
 
 def test_a_second_sync_of_the_same_destination_is_refused_while_one_runs(
-    held: tuple[Emulator, Hold], tmp_path: Path
+    held: Emulator, tmp_path: Path
 ) -> None:
-    emulator, hold = held
+    emulator = held
     env = cli_env(emulator, tmp_path)
     first = start_run(env, "--every", "1h", "--concurrency", "1")
-    hold.wait_inside(first)
+    wait_inside(emulator, first)
     second = subprocess.run(
         [sys.executable, "-m", "sfmc_source", "sync"],
         env=env,
@@ -244,7 +223,7 @@ def test_a_second_sync_of_the_same_destination_is_refused_while_one_runs(
         timeout=SAFETY,
     )
     first.send_signal(signal.SIGTERM)
-    hold.release.set()
+    emulator.app.gate.open()
     first.communicate(timeout=SAFETY)
     assert second.returncode == 1
     assert "another sync of this destination and schema is running" in second.stderr
@@ -309,12 +288,12 @@ def test_the_shipped_example_uses_only_known_keys() -> None:
 
 
 def test_two_run_loops_on_one_destination_never_sync_at_once(
-    held: tuple[Emulator, Hold], tmp_path: Path
+    held: Emulator, tmp_path: Path
 ) -> None:
-    emulator, hold = held
+    emulator = held
     env = cli_env(emulator, tmp_path)
     first = start_run(env, "--every", "1h", "--concurrency", "1")
-    hold.wait_inside(first)
+    wait_inside(emulator, first)
     second = start_run(env, "--every", "1h")
     stderr = Stderr(second)
     stderr.wait_for("another sync of this destination and schema is running")
@@ -322,7 +301,7 @@ def test_two_run_loops_on_one_destination_never_sync_at_once(
     second.send_signal(signal.SIGTERM)
     err = stderr.until_exit()
     first.send_signal(signal.SIGTERM)
-    hold.release.set()
+    emulator.app.gate.open()
     first.communicate(timeout=SAFETY)
     assert "another sync of this destination and schema is running" in err
     assert "next sync in" in err

@@ -112,7 +112,7 @@ def test_a_second_spelling_of_one_duckdb_file_is_refused_while_a_sync_runs(
     dest = Destination("duckdb", f"duckdb:///{data}/k.duckdb", "sfmc")
     env = cli.env(held, dest, "a")
     running = start_cli("sync", env=env, cwd=data)
-    held.app.gate.wait_until_holding()
+    held.app.gate.wait_until_holding(alive=lambda: running.poll() is None)
     other = {**env, "SFMC_DESTINATION": second.format(abs=data)}
     refused = run_cli("sync", env=other, cwd=data)
     held.app.gate.open()
@@ -130,7 +130,7 @@ def test_a_sync_from_another_machine_into_the_same_postgres_schema_is_refused(
     dest = destination_factory("postgres")
     env = cli.env(held, dest, "a", SFMC_SCHEMA=dest.schema)
     running = start_cli("sync", env=env, cwd=cli.cwd("a"))
-    held.app.gate.wait_until_holding()
+    held.app.gate.wait_until_holding(alive=lambda: running.poll() is None)
     # another machine: its own home, temporary directory and spelling of the URL
     other_tmp = tmp_path / "other-tmp"
     other_tmp.mkdir()
@@ -155,7 +155,9 @@ def test_an_interrupted_sync_exits_non_zero_and_names_what_it_skipped(
     dest = Destination("duckdb", f"duckdb:///{tmp_path}/w.duckdb", "sfmc")
     env = cli.env(held, dest, "a")
     running = start_cli("sync", env=env, cwd=cli.cwd("a"))
-    held.app.gate.wait_until_holding()  # campaigns is being read
+    held.app.gate.wait_until_holding(
+        alive=lambda: running.poll() is None
+    )  # campaigns is being read
     running.send_signal(signum)
     assert running.stderr is not None
     for line in running.stderr:  # the signal was heard: now let the campaigns load finish
@@ -184,7 +186,7 @@ def test_a_second_signal_ends_the_sync_at_once_with_one_line(
 ) -> None:
     dest = Destination("duckdb", f"duckdb:///{tmp_path}/w.duckdb", "sfmc")
     running = start_cli("sync", env=cli.env(held, dest, "a"), cwd=cli.cwd("a"))
-    held.app.gate.wait_until_holding()
+    held.app.gate.wait_until_holding(alive=lambda: running.poll() is None)
     running.send_signal(signal.SIGINT)
     assert running.stderr is not None
     first = running.stderr.readline()

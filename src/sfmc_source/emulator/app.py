@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sfmc_source.emulator import rest, soap
@@ -151,12 +152,19 @@ class Gate:
                 self._changed.wait_for(lambda: self._open)
                 self.waiting -= 1
 
-    def wait_until_holding(self, requests: int = 1, timeout: float = 600) -> None:
-        """Until ``requests`` requests wait at the closed gate (``timeout`` only guards
-        against a hang)."""
+    def wait_until_holding(
+        self, requests: int = 1, timeout: float = 600, alive: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Until ``requests`` requests wait at the closed gate; fails as soon as ``alive``
+        says the client is gone (``timeout`` only guards against a hang)."""
+        deadline = time.monotonic() + timeout
         with self._changed:
-            if not self._changed.wait_for(lambda: self.waiting >= requests, timeout):
-                raise TimeoutError(f"no {requests} requests held in {timeout} s")
+            while self.waiting < requests:
+                if not alive():
+                    raise RuntimeError("the client ended before its request reached the gate")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no {requests} requests held in {timeout} s")
+                self._changed.wait(0.05)
 
 
 class EmulatorApp:
