@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,30 +13,13 @@ import pytest
 
 from sfmc_source.client import Credentials, RetryPolicy, SfmcClient
 from sfmc_source.errors import AuthenticationError
+from tests.conftest import cli, free_port
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SFMC_", "DLT_"))}
     env.update(extra)
     return env
-
-
-def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sfmc_source", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on: bound, then closed."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @pytest.mark.parametrize("command", ["sync", "check"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,6 +21,7 @@ from sfmc_source.destination import Warehouse
 from sfmc_source.emulator import Emulator, Sizes
 from sfmc_source.emulator.auth import READ_SCOPES
 from sfmc_source.specs import COLLECTIONS
+from tests.conftest import free_port
 
 TINY = Sizes(campaigns=3, lists=3, journeys=2)
 PERMISSION_OF_SCOPE = {
@@ -149,9 +149,7 @@ def test_a_missing_directory_or_an_unreachable_postgres_fails_the_destination_ro
 ) -> None:
     missing = check_destination(Warehouse.parse(f"duckdb:///{tmp_path}/no/w.duckdb"), "sfmc")
     assert missing.detail.endswith(f"directory {tmp_path}/no does not exist") and not missing.ok
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"postgresql://postgres:Hunter2Secret@127.0.0.1:{port}/test"
     refused = check_destination(Warehouse.parse(url), "sfmc")
     assert not refused.ok

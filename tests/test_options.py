@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tomllib
@@ -21,6 +20,7 @@ from click.testing import CliRunner
 from sfmc_source.cli import main, sync
 from sfmc_source.emulator import Emulator, Sizes
 from sfmc_source.errors import ConfigError
+from tests.conftest import cli, free_port
 
 ROOT = Path(__file__).parents[1]
 TINY = Sizes(campaigns=3, lists=4, journeys=2)
@@ -42,27 +42,10 @@ def emulator_env(emulator: Emulator, tmp_path: Path, **extra: str) -> dict[str, 
     )
 
 
-def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sfmc_source", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def units_loaded(tmp_path: Path) -> set[int]:
     with duckdb.connect(f"{tmp_path}/w.duckdb", read_only=True) as con:
         rows = con.sql("select distinct business_unit_id from sfmc.lists").fetchall()
     return {row[0] for row in rows}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 # ---- precedence ---------------------------------------------------------------------------

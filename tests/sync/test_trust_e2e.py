@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from dlt.common.versioned_state import decompress_state
 from test_sync_e2e import CLI, Cli, Destination
 
 from sfmc_source.emulator import Emulator, Sizes
+from tests.conftest import free_port
 
 cli = e2e.cli
 destination_factory = e2e.destination_factory
@@ -209,12 +209,6 @@ def files_holding(folder: Path, text: str) -> list[Path]:
     return [
         path for path in folder.rglob("*") if path.is_file() and text.encode() in path.read_bytes()
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
