@@ -265,9 +265,7 @@ class UnitRun:
         state = unit_state(self.unit)
         refused = self._refused(spec, state)
         listing = self.reader.changed(spec, None, refused)
-        for batch in _batches(listing, ROWS_BATCH):
-            yield self.tally.add(spec, pa.concat_tables(batch))
-        yield from _deduplicate_if(self.tally.settle(spec), spec)
+        yield from self._staged(spec, None, listing)
         state[REFUSED] = [*refused, *listing.refused]
 
     def _refused(self, spec: Collection, state: dict[str, Any]) -> list[str]:
@@ -353,13 +351,17 @@ class UnitRun:
         asked.update(keys)
         return keys
 
-    def _staged(self, spec: Collection, mark: HighWater, pages: Iterable[Table]) -> Iterator[Item]:
-        """SOAP pages in batches, counted and seen by the cursor, staged without dedup unless
-        a key came twice; the cursor moves with the load."""
+    def _staged(
+        self, spec: Collection, mark: HighWater | None, pages: Iterable[Table]
+    ) -> Iterator[Item]:
+        """SOAP pages in batches, counted and seen by the cursor (if any), staged without
+        dedup unless a key came twice; the cursor moves with the load."""
         for batch in _batches(pages, ROWS_BATCH):
-            yield self.tally.add(spec, mark.seen(pa.concat_tables(batch)))
+            page = pa.concat_tables(batch)
+            yield self.tally.add(spec, mark.seen(page) if mark else page)
         yield from _deduplicate_if(self.tally.settle(spec), spec)
-        mark.commit()
+        if mark:
+            mark.commit()
 
 
 def _children(spec: Collection) -> list[Collection]:
