@@ -24,6 +24,7 @@ from sfmc_source.specs import (
     Rest,
     load_groups,
 )
+from sfmc_source.state import RunStates
 from sfmc_source.sync import pipeline_for, run_sync
 from sfmc_source.tally import Tally
 from sfmc_source.timefmt import SYSTEM_TIME
@@ -78,7 +79,7 @@ def unit_run(emulator: Emulator) -> UnitRun:
     creds = Credentials(emulator.config.client_id, emulator.config.client_secret, emulator.auth_url)
     reader = Reader(SfmcClient(creds), 512345678, SYSTEM_TIME, False)
     now = datetime.now(UTC)
-    return UnitRun(reader, Tally(Counter()), False, now, now)
+    return UnitRun(reader, Tally(Counter()), RunStates({}, 512345678), False, now, now)
 
 
 def test_a_row_whose_strategy_nothing_reads_fails_when_the_source_is_made(

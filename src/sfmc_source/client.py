@@ -36,6 +36,7 @@ from sfmc_source.errors import (
     PermissionDenied,
     RequestRejected,
     ResponseError,
+    Stopped,
     TransientError,
 )
 
@@ -114,7 +115,7 @@ class Throttle:
 
 class SfmcClient:
     """Authenticated REST and SOAP calls against one business unit, ``concurrency`` at most
-    at a time (fewer while SFMC throttles)."""
+    at a time (fewer while SFMC throttles); clients given one ``throttle`` share it."""
 
     def __init__(
         self,
@@ -123,10 +124,11 @@ class SfmcClient:
         timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
+        throttle: Throttle | None = None,
     ) -> None:
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
-        self.throttle = Throttle(concurrency)
+        self.throttle = throttle or Throttle(concurrency)
         self.http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
             headers={"User-Agent": USER_AGENT},
@@ -138,6 +140,8 @@ class SfmcClient:
         self.retries = 0
         self._count_lock = threading.Lock()
         self._business_unit_id = credentials.account_id
+        # Asked before each request: once it says so, none is sent (Stopped is raised).
+        self.stop: Callable[[], bool] = _never
 
     def close(self) -> None:
         self.http.close()
@@ -268,6 +272,8 @@ class SfmcClient:
         a ``final`` type is raised as it is, untried again."""
         tries = tries or self.retry.tries
         for attempt in range(1, tries + 1):
+            if self.stop():
+                raise Stopped(f"{what}: not sent, the run was asked to stop")
             with self._count_lock:
                 self.requests += 1
                 self.requests_by[label or what] += 1
@@ -321,6 +327,10 @@ class SfmcClient:
 
 class _NotStarted(Exception):
     """A fetch of ``map`` that did not start: another had failed."""
+
+
+def _never() -> bool:
+    return False
 
 
 def _transient(response: httpx.Response) -> bool:

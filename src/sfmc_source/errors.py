@@ -3,6 +3,7 @@
     SfmcError
     ├── ConfigError            bad usage or configuration (exit 2)
     ├── SyncBusy               another sync of the same warehouse and schema is running
+    ├── Stopped                the run was asked to stop: no more requests are sent
     ├── AuthenticationError    wrong client id, secret, subdomain or account (exit 3)
     │   └── BusinessUnitRefused    the package cannot act in that business unit (MID)
     ├── PermissionDenied       the package lacks a permission: REST 403, SOAP "API Permission
@@ -31,6 +32,10 @@ class ConfigError(SfmcError):
 
 
 class SyncBusy(SfmcError):
+    pass
+
+
+class Stopped(SfmcError):
     pass
 
 

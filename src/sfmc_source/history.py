@@ -10,6 +10,7 @@ from typing import Any
 
 import dlt
 from dlt.common.versioned_state import decompress_state
+from dlt.extract.resource import DltResource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sfmc_source.destination import Query, Warehouse
@@ -67,11 +68,32 @@ class CollectionResult:
         return ((self.finished or self.started) - self.started).total_seconds()
 
 
+def runs_resource(run_id: str, results: Sequence[CollectionResult]) -> DltResource:
+    """The run's rows, to append with the run's load."""
+    return dlt.resource(
+        run_rows(run_id, results),
+        name=RUNS_TABLE,
+        write_disposition="append",
+        columns=RUN_COLUMNS,
+    )
+
+
 def record_runs(
     pipeline: dlt.Pipeline, run_id: str, results: Sequence[CollectionResult]
 ) -> str | None:
-    """Append the run's rows; a failure to write them is reported, not raised."""
-    rows = [
+    """Append the run's rows alone; a failure to write them is reported, not raised."""
+    rows = run_rows(run_id, results)
+    if not rows:
+        return None
+    try:
+        pipeline.run(rows, table_name=RUNS_TABLE, write_disposition="append", columns=RUN_COLUMNS)
+    except PipelineStepFailed as exc:
+        return f"the run history was not written: {str(exc).splitlines()[0]}"
+    return None
+
+
+def run_rows(run_id: str, results: Sequence[CollectionResult]) -> list[dict[str, Any]]:
+    return [
         {
             "run_id": run_id,
             "collection": r.collection,
@@ -85,13 +107,6 @@ def record_runs(
         }
         for r in results
     ]
-    if not rows:
-        return None
-    try:
-        pipeline.run(rows, table_name=RUNS_TABLE, write_disposition="append", columns=RUN_COLUMNS)
-    except PipelineStepFailed as exc:
-        return f"the run history was not written: {str(exc).splitlines()[0]}"
-    return None
 
 
 def latest_runs(warehouse: Warehouse, schema: str) -> list[dict[str, Any]]:

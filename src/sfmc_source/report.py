@@ -68,6 +68,12 @@ class Reporter:
             )
             self._line(self.err, f"{_now()} {name}: {counts} so far")
 
+    def read(self, result: CollectionResult) -> None:
+        """A collection was read in full; it loads with the run's other collections."""
+        if self.verbose:
+            counts = f"{counted(result.rows, 'row')}, {counted(result.requests, 'request')}"
+            self._line(self.err, f"{_now()} {result.name}: read, {counts}; loading with the rest")
+
     def finished(self, result: CollectionResult) -> None:
         outcome = f"FAILED: {result.error}" if result.error else result.described
         self._line(
@@ -120,6 +126,9 @@ class Quiet(Reporter):
     def _progress(self, name: str, rows: int, requests: int, pages: int) -> None:
         pass
 
+    def read(self, result: CollectionResult) -> None:
+        pass
+
     def finished(self, result: CollectionResult) -> None:
         pass
 
@@ -164,6 +173,11 @@ class LiveReporter(Reporter):
         self._state[name] = (rows, requests, since, outcome)
         self._show()
 
+    def read(self, result: CollectionResult) -> None:
+        _, _, since, _ = self._state.get(result.name, (0, 0, time.monotonic(), ""))
+        self._state[result.name] = (result.rows, result.requests, since, "read")
+        self._show()
+
     def finished(self, result: CollectionResult) -> None:
         _, _, since, _ = self._state.get(result.name, (0, 0, time.monotonic(), ""))
         self._state[result.name] = (
@@ -191,6 +205,11 @@ class JsonReporter(Reporter):
 
     def _progress(self, name: str, rows: int, requests: int, pages: int) -> None:
         self._event("progress", collection=name, pages=pages, rows=rows, requests=requests)
+
+    def read(self, result: CollectionResult) -> None:
+        self._event(
+            "collection_read", collection=result.name, rows=result.rows, requests=result.requests
+        )
 
     def finished(self, result: CollectionResult) -> None:
         self._event(

@@ -114,7 +114,7 @@ class Stopper:
             os._exit(128 + signum)
         self.signum = signum
         self.requested.set()
-        click.echo(f"{name}: stopping after the collection being loaded", err=True)
+        click.echo(f"{name}: stopping: no more requests; what was read loads", err=True)
 
     def __call__(self) -> bool:
         return self.requested.is_set()

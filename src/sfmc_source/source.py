@@ -21,8 +21,9 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import dlt
 import pyarrow as pa
@@ -47,7 +48,15 @@ from sfmc_source.specs import (
     Rest,
     Soap,
 )
-from sfmc_source.state import HighWater, dated, learned, since, unit_state, within
+from sfmc_source.state import (
+    DltStates,
+    HighWater,
+    States,
+    dated,
+    since,
+    store_unit_part,
+    within,
+)
 from sfmc_source.tally import DELETED, Tally
 from sfmc_source.timefmt import SYSTEM_TIME
 
@@ -100,17 +109,109 @@ def sfmc_source(
     keys it hands to dlt (while it reads, the rows so far); ``on_rows`` is told the
     collection's name each time it hands over more."""
     apply_dlt_settings()
-    unit = client.business_unit_id()
-    now = now or datetime.now(UTC)
-    reader = Reader(client, unit, naive_zone, full_refresh)
+    states = DltStates(client.business_unit_id())
     tally = Tally(Counter() if row_counts is None else row_counts, on_rows)
-    options = frozenset({"email_bodies"} if email_bodies else ())
-    run = UnitRun(reader, tally, full_refresh, now, now - backfill, options)
+    how = RunOptions(full_refresh, naive_zone, backfill, email_bodies)
+    run = UnitRun.of(client, states, tally, how, now or datetime.now(UTC))
     wanted = set(collections or COLLECTIONS)
     resources = resources_of(run)
     for name, resource in resources.items():
         resource.selected = name in wanted
     return list(resources.values())
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run reads: everything again (``full_refresh``), naive times in ``naive_zone``,
+    a first sync ``backfill`` back, with the emails' bodies or without."""
+
+    full_refresh: bool = False
+    naive_zone: timezone = SYSTEM_TIME
+    backfill: timedelta = RETENTION
+    email_bodies: bool = False
+
+    @property
+    def source_options(self) -> frozenset[str]:
+        return frozenset({"email_bodies"} if self.email_bodies else ())
+
+
+def group_items(run: UnitRun, root: Collection, wanted: set[str]) -> Iterator[tuple[str, Item]]:
+    """What the collections of ``root``'s group (``wanted`` among them) hand over, each item
+    with its collection's name, children fed as dlt feeds its transformers: a child after
+    each item of its parent (its rows, or for ``Nested`` children the parent's records)."""
+    root = root.with_options(run.options)
+    kids = [c.with_options(run.options) for c in _children(root) if c.name in wanted]
+    if any(isinstance(c.source, Nested) for c in _children(root)):
+        shape = run.shaped(root)
+        for records in run.records(root)():
+            rows = shape(records)
+            yield root.name, rows
+            for kid in kids:
+                fed = run.nested(kid)(records) if isinstance(kid.source, Nested) else rows
+                yield from _fed(run, kid, fed)
+        return
+    for item in run.root(root)():
+        yield root.name, item
+        if isinstance(item, pa.Table):
+            for kid in kids:
+                yield from _fed(run, kid, item)
+
+
+def _fed(run: UnitRun, kid: Collection, fed: Table) -> Iterator[tuple[str, Item]]:
+    """A child's items from one parent item (for ``Nested`` children, already read)."""
+    out: Table | Iterator[Table] | None = fed
+    if not isinstance(kid.source, Nested):
+        out = run.child(kid)(fed)
+    if isinstance(out, pa.Table):
+        yield kid.name, out
+    elif out is not None:
+        yield from ((kid.name, table) for table in out)
+
+
+@dlt.source(name="sfmc", max_table_nesting=0)
+def spooled_source(
+    fetched: Sequence[Spooled], extra: Sequence[DltResource] = ()
+) -> list[DltResource]:
+    """What a sync run read, for its one load: one resource per collection, each unit's
+    spooled items in turn, each unit's state stored as it goes (dlt commits it with the
+    load); then ``extra`` resources."""
+    by_name: dict[str, list[Spooled]] = {}
+    for one in fetched:
+        by_name.setdefault(one.spec.name, []).append(one)
+    resources = [_replayed(spooled) for spooled in by_name.values()]
+    return [*resources, *extra]
+
+
+def _replayed(spooled: list[Spooled]) -> DltResource:
+    """The resource of one collection read by a run: each unit's state, then its items."""
+
+    def replay() -> Iterator[Item]:
+        resource = dlt.current.resource_state()
+        for one in spooled:
+            store_unit_part(resource, one.unit, one.state)
+            yield from one.items()
+
+    spec = spooled[0].spec
+    return _with_staged_hint(spec, dlt.resource(replay, **_hints(spec)))
+
+
+class Spooled(Protocol):
+    """One collection of one business unit read by a sync run: its items and its state."""
+
+    spec: Collection
+    state: dict[str, Any]
+
+    @property
+    def unit(self) -> int: ...
+
+    def items(self) -> Iterator[Item]: ...
+
+
+def _with_staged_hint(spec: Collection, resource: DltResource) -> DltResource:
+    """SOAP rows are staged as unique (``_deduplicate_if`` says when they are not)."""
+    if spec.parent is None and isinstance(spec.source, Soap):
+        resource.apply_hints(additional_table_hints={DEDUPLICATED: True})
+    return resource
 
 
 def resources_of(run: UnitRun) -> dict[str, DltResource]:
@@ -135,29 +236,38 @@ def resources_of(run: UnitRun) -> dict[str, DltResource]:
             continue
         else:
             built[spec.name] = dlt.resource(run.root(spec), **hints)
-        if spec.parent is None and isinstance(spec.source, Soap):  # staged as unique
-            built[spec.name].apply_hints(additional_table_hints={DEDUPLICATED: True})
-        feeds[spec.name] = built[spec.name]
+        feeds[spec.name] = _with_staged_hint(spec, built[spec.name])
     return built
 
 
 class UnitRun:
     """How each kind of collection is read in one run of one business unit: one method per
-    incremental strategy of the spec rows, each returning the function dlt calls. ``options``
-    are the source options given (their optional columns are read)."""
+    incremental strategy of the spec rows, each returning the function dlt (or a sync run's
+    fetch) calls. ``states`` holds what the collections remember; ``options`` are the source
+    options given (their optional columns are read)."""
 
     def __init__(
         self,
         reader: Reader,
         tally: Tally,
+        states: States,
         full_refresh: bool,
         now: datetime,
         first: datetime,
         options: frozenset[str] = frozenset(),
     ) -> None:
-        self.reader, self.tally, self.unit = reader, tally, reader.unit
+        self.reader, self.tally, self.states = reader, tally, states
         self.full_refresh, self.now, self.first = full_refresh, now, first
         self.options = options
+
+    @classmethod
+    def of(
+        cls, client: SfmcClient, states: States, tally: Tally, how: RunOptions, now: datetime
+    ) -> UnitRun:
+        """The run of the business unit ``client`` acts in."""
+        reader = Reader(client, client.business_unit_id(), how.naive_zone, how.full_refresh)
+        first = now - how.backfill
+        return cls(reader, tally, states, how.full_refresh, now, first, how.source_options)
 
     def root(self, spec: Collection) -> Callable[[], Iterator[Item]]:
         """The function dlt calls for a collection without a parent; a row whose strategy
@@ -214,7 +324,7 @@ class UnitRun:
         return read
 
     def _newest_first(self, spec: Collection, how: Cursor) -> Iterator[Table]:
-        mark = HighWater(how.column, self.unit, how.overlap)
+        mark = HighWater(how.column, self.states.of(spec.name), how.overlap)
         changed = self.reader.newest_first(spec, mark.since(self.full_refresh))
         for batch in _batches(changed, CAMPAIGNS_BATCH):
             yield self.tally.add(spec, mark.seen(pa.concat_tables(batch)))
@@ -235,7 +345,7 @@ class UnitRun:
 
         def read(parents: Table) -> Table | None:
             # parent key → the stamp its rows were read at
-            state = unit_state(self.unit)
+            state = self.states.of(spec.name)
             if not started:
                 started.append(dict(state.get(READ_AT, {})))
             seen = started[0] if listed is not None else state.get(READ_AT, {})
@@ -253,7 +363,8 @@ class UnitRun:
 
     def _by_cursor(self, spec: Collection, how: Cursor) -> Iterator[Item]:
         """A SOAP collection with a cursor filter (and, with ``recent``, re-reads by id)."""
-        mark = HighWater(how.column, self.unit, how.overlap, self.first if how.backfill else None)
+        first = self.first if how.backfill else None
+        mark = HighWater(how.column, self.states.of(spec.name), how.overlap, first)
         refused = self._refused(spec, mark.state)
         changed = self.reader.changed(spec, mark.since(self.full_refresh), refused)
         pages = changed if how.recent is None else self._and_recent(spec, how, mark, changed)
@@ -262,7 +373,7 @@ class UnitRun:
 
     def _listed(self, spec: Collection, how: Listed) -> Iterator[Item]:
         """A SOAP collection read in full: every row, in batches; it replaces the unit's."""
-        state = unit_state(self.unit)
+        state = self.states.of(spec.name)
         refused = self._refused(spec, state)
         listing = self.reader.changed(spec, None, refused)
         yield from self._staged(spec, None, listing)
@@ -288,7 +399,7 @@ class UnitRun:
             read.update(page["id"].to_pylist())  # type: ignore[arg-type]  # a key: never null
             recent.update(dated(page, "id", *how.recent_dates))
             yield page
-        active = {int(i) for i in learned(self.unit, spec.depends_on, ACTIVE_SENDS)}
+        active = {int(i) for i in self.states.learned(spec.depends_on, ACTIVE_SENDS)}
         again = [str(i) for i in sorted({*map(int, recent), *active} - read)]
         refused = [*mark.state.get(REFUSED, []), *changed.refused]
         by_id = self.reader.by_keys(spec, "id", again, refused)
@@ -299,7 +410,7 @@ class UnitRun:
         mark.state[key] = since(recent, self.now - how.recent)
 
     def _event_rows(self, spec: Collection, how: EventWindows) -> Iterator[Item]:
-        mark = HighWater(how.column, self.unit, how.overlap, self.first)
+        mark = HighWater(how.column, self.states.of(spec.name), how.overlap, self.first)
         start = mark.since(self.full_refresh) or self.first
         refused = list(mark.state.get(REFUSED, []))
         retrieval = self.reader.events(spec, start, self.now, start == self.first, refused)
@@ -321,7 +432,7 @@ class UnitRun:
         asked: set[str] = set()  # the keys this run has read (or is reading: all)
 
         def read(parents: Table) -> Iterator[Table]:
-            state = unit_state(self.unit)
+            state = self.states.of(spec.name)
             refused = list(state.get(REFUSED, []))
             keys = self._keys_to_read(state, parents, how.column, asked)
             if keys == []:

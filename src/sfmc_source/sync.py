@@ -1,14 +1,17 @@
-"""One sync run: each group of collections is its own dlt load, so one failing collection
-leaves the others loading and its own cursor where its last committed data is."""
+"""One sync run: every group of collections of every business unit read at once (``fetch``),
+then one dlt load of what was read, so a run costs one load whatever the number of
+collections. A collection that fails to read loads nothing and keeps its cursor; the others
+load."""
 
 from __future__ import annotations
 
+import tempfile
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -17,27 +20,24 @@ from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
-from sfmc_source.client import DEFAULT_CONCURRENCY, SfmcClient, credentials_from
+from sfmc_source.client import DEFAULT_CONCURRENCY, SfmcClient, Throttle, credentials_from
 from sfmc_source.destination import Warehouse, schema_name
 from sfmc_source.errors import (
     AuthenticationError,
     BusinessUnitRefused,
     ConfigError,
-    PermissionDenied,
     SfmcError,
-    causes,
     root_cause,
 )
-from sfmc_source.history import STATE_TABLE, CollectionResult, record_runs
+from sfmc_source.fetch import GROUPS, Fetched, RunFetch, UnitFetch
+from sfmc_source.history import STATE_TABLE, CollectionResult, record_runs, runs_resource
 from sfmc_source.report import Quiet, Reporter, reporter_for
 from sfmc_source.schedule import warehouse_lock
-from sfmc_source.source import RETENTION, apply_dlt_settings, sfmc_source
-from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, load_groups, selected
+from sfmc_source.source import RETENTION, RunOptions, apply_dlt_settings, spooled_source
+from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, selected
 from sfmc_source.timefmt import SYSTEM_TIME
 
 UNIT = BUSINESS_UNIT_ID.name
-# Collections loaded together: a child is read from what its parent read.
-GROUPS = load_groups()
 
 
 @dataclass
@@ -87,12 +87,12 @@ def run_sync(
     backfill: timedelta = RETENTION,
     email_bodies: bool = False,
 ) -> SyncResult:
-    """Sync the collections (all by default) of each business unit (one client each) group by
-    group. Wrong credentials stop the run before anything is written; a unit whose token or
-    MID cannot be had fails its own collections; any other failure fails only its group. When
-    ``stop`` says so, the groups not yet started are left for the next run. ``reporter``
-    hears of progress. A first sync reads tracking events and sends ``backfill`` back;
-    ``email_bodies`` adds the emails' bodies."""
+    """Sync the collections (all by default) of each business unit (one client each): every
+    group read at once, then one load. Wrong credentials stop the run before anything is
+    written; a unit whose token or MID cannot be had fails its own collections; any other
+    failure to read fails only its group. When ``stop`` says so, the groups not yet read
+    are left for the next run. ``reporter`` hears of progress. A first sync reads tracking
+    events and sends ``backfill`` back; ``email_bodies`` adds the emails' bodies."""
     clients = [client] if isinstance(client, SfmcClient) else list(client)
     wanted = selected(collections)
     result = SyncResult(run_id=reporter.run_id) if reporter else SyncResult()
@@ -107,14 +107,44 @@ def run_sync(
         names = [n for group in GROUPS for n in group if n in wanted]
         mid = unit_client.credentials.account_id
         result.collections += _not_loaded(names, mid, several, report, str(error))
-    options = LoadOptions(full_refresh, naive_zone, backfill, several, email_bodies)
-    for unit_client, mid in units:
-        result.collections += _sync_unit(unit_client, mid, pipeline, wanted, options, stop, report)
+    options = RunOptions(full_refresh, naive_zone, backfill, email_bodies)
+    with tempfile.TemporaryDirectory(prefix="sfmc-source-") as spool:
+        fetch = _run_fetch(units, several, pipeline, wanted, options, Path(spool), stop, report)
+        fetched = fetch.fetch()
+        for one in fetched:
+            one.result.error = report.redact(one.result.error) if one.result.error else None
+        result.history_error = _load(pipeline, fetched, result.run_id)
+    loaded = _in_order([f.result for f in fetched], [mid for _, mid in units])
+    for collection in loaded:
+        report.finished(collection)
+    result.collections += loaded
     result.token_requests = sum(c.auth.token_requests for c in clients)
-    for collection in result.collections:
-        collection.error = report.redact(collection.error) if collection.error else None
-    result.history_error = record_runs(pipeline, result.run_id, result.collections)
     return result
+
+
+def _run_fetch(
+    units: list[tuple[SfmcClient, int]],
+    several: bool,
+    pipeline: dlt.Pipeline,
+    wanted: set[str],
+    options: RunOptions,
+    directory: Path,
+    stop: Callable[[], bool],
+    report: Reporter,
+) -> RunFetch:
+    """What the run reads, from the states the pipeline stored."""
+    stored = pipeline.state.get("sources", {}).get("sfmc", {}).get("resources", {})
+    now = datetime.now(UTC)
+    run = RunFetch([], wanted, directory, stop, report)
+    run.units = [UnitFetch.of(c, stored, options, now, several, run.progress) for c, _ in units]
+    return run
+
+
+def _in_order(results: list[CollectionResult], mids: list[int]) -> list[CollectionResult]:
+    """Results unit by unit, in the order of the groups."""
+    order = {name: i for i, name in enumerate(n for group in GROUPS for n in group)}
+    units: dict[int | None, int] = {mid: i for i, mid in enumerate(mids)}
+    return sorted(results, key=lambda r: (units.get(r.business_unit_id), order[r.collection]))
 
 
 def _prepare(pipeline: dlt.Pipeline, mids: list[int]) -> SfmcError | None:
@@ -129,26 +159,6 @@ def _prepare(pipeline: dlt.Pipeline, mids: list[int]) -> SfmcError | None:
     except ConfigError as exc:
         return exc
     return None
-
-
-def _sync_unit(
-    client: SfmcClient,
-    mid: int,
-    pipeline: dlt.Pipeline,
-    wanted: set[str],
-    options: LoadOptions,
-    stop: Callable[[], bool],
-    report: Reporter,
-) -> list[CollectionResult]:
-    """One business unit's groups, one load each; once ``stop`` says so, the rest skipped."""
-    results: list[CollectionResult] = []
-    for group in GROUPS:
-        names = [n for n in group if n in wanted]
-        if names and stop():
-            results += _not_loaded(names, mid, options.several_units, report)
-        elif names:
-            results += _load_group(client, mid, pipeline, names, options, report)
-    return results
 
 
 def _not_loaded(
@@ -166,15 +176,6 @@ def _not_loaded(
         report.finished(result)
         results.append(result)
     return results
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    full_refresh: bool
-    naive_zone: timezone
-    backfill: timedelta
-    several_units: bool  # results are labelled collection@MID
-    email_bodies: bool = False
 
 
 def _units(
@@ -258,57 +259,21 @@ def _finish_pending(pipeline: dlt.Pipeline) -> None:
         pipeline.load()
 
 
-def _load_group(
-    client: SfmcClient,
-    mid: int,
-    pipeline: dlt.Pipeline,
-    names: list[str],
-    options: LoadOptions,
-    report: Reporter,
-) -> list[CollectionResult]:
-    before = dict(client.requests_by)
-    labels = {n: f"{n}@{mid}" if options.several_units else n for n in names}
-    results = [CollectionResult(labels[n], collection=n, business_unit_id=mid) for n in names]
-    counts: Counter[str] = Counter()
-
-    def progress(name: str) -> None:
-        requests = client.requests_by[name] - before.get(name, 0)
-        report.progress(labels[name], counts[name], requests)
-
-    report.started(list(labels.values()))
-    source = sfmc_source(
-        client,
-        names,
-        options.full_refresh,
-        options.naive_zone,
-        counts,
-        progress,
-        options.backfill,
-        email_bodies=options.email_bodies,
-    )
-    error = _load(pipeline, source, names)
-    for result in results:
-        result.error, result.rows = error, 0 if error else counts[result.collection]
-    finished = datetime.now(UTC)
-    for result in results:
-        result.finished = finished
-        result.requests = client.requests_by[result.collection] - before.get(result.collection, 0)
-        report.finished(result)
-    return results
-
-
-def _load(pipeline: dlt.Pipeline, source: Any, names: list[str]) -> str | None:
-    """Extract, normalize and load one group; why it failed, if it did (an extract that
-    failed leaves no package behind)."""
+def _load(pipeline: dlt.Pipeline, fetched: list[Fetched], run_id: str) -> str | None:
+    """Load what the run read, with its history rows, in one load; if the load fails, every
+    collection read fails with it (and the history is written alone). Why the history was
+    not written, if it was not."""
+    results = [f.result for f in fetched]
+    history = runs_resource(run_id, results)
+    loading = [f for f in fetched if f.result.ok]
     try:
-        # A package an earlier group failed to load would be loaded instead of this group's
-        # data, which would then never be read: load it first, or fail here.
-        _finish_pending(pipeline)
-        pipeline.run(source, loader_file_format=_file_format(pipeline))
+        pipeline.run(spooled_source(loading, [history]), loader_file_format=_file_format(pipeline))
     except PipelineStepFailed as exc:
         if exc.step == "extract" and pipeline.has_pending_data:
             pipeline.abort_packages()
-        return _describe_failure(_cause(exc), names)
+        for one in loading:
+            one.result.error, one.result.rows = root_cause(exc), 0
+        return record_runs(pipeline, run_id, results)
     return None
 
 
@@ -318,20 +283,6 @@ def _file_format(pipeline: dlt.Pipeline) -> Any:
     if pipeline.destination.destination_name == "postgres":
         return "insert_values"
     return None
-
-
-def _cause(exc: BaseException) -> BaseException:
-    """The first of our own errors behind a dlt failure, else the failure itself."""
-    return next((e for e in causes(exc) if isinstance(e, SfmcError)), exc)
-
-
-def _describe_failure(cause: BaseException, names: list[str]) -> str:
-    if isinstance(cause, PermissionDenied):
-        permission = COLLECTIONS[names[0]].permission
-        return f"{cause}; enable {permission} for the package in Installed Packages"
-    if isinstance(cause, SfmcError):
-        return str(cause)
-    return root_cause(cause)
 
 
 def run_sync_command(
@@ -362,7 +313,8 @@ def run_sync_command(
     warehouse.require_directory()
     pipeline = pipeline_for(warehouse, schema)
     with warehouse_lock(warehouse, schema), ExitStack() as stack:
-        clients = [stack.enter_context(SfmcClient(c, concurrency=concurrency)) for c in credentials]
+        throttle = Throttle(concurrency)  # one for every unit's requests
+        clients = [stack.enter_context(SfmcClient(c, throttle=throttle)) for c in credentials]
 
         def secrets() -> list[str]:
             return [s for client in clients for s in client.secrets()] + warehouse.secrets()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import psycopg2
@@ -154,20 +155,19 @@ def test_an_interrupted_sync_exits_non_zero_and_names_what_it_skipped(
 ) -> None:
     dest = Destination("duckdb", f"duckdb:///{tmp_path}/w.duckdb", "sfmc")
     env = cli.env(held, dest, "a")
-    running = start_cli("sync", env=env, cwd=cli.cwd("a"))
-    held.app.gate.wait_until_holding(
-        alive=lambda: running.poll() is None
-    )  # campaigns is being read
-    running.send_signal(signum)
+    held.app.gate.close(rest=False)  # SOAP requests wait; REST collections are read
+    # enough slots that the held SOAP requests leave some to REST
+    running = start_cli("sync", "-v", "--concurrency", "30", env=env, cwd=cli.cwd("a"))
     assert running.stderr is not None
-    for line in running.stderr:  # the signal was heard: now let the campaigns load finish
-        if "stopping after the collection being loaded" in line:
-            break
+    _wait_for_line(running.stderr, "campaign_assets: read")
+    held.app.gate.wait_until_holding(alive=lambda: running.poll() is None)  # lists is held
+    running.send_signal(signum)
+    _wait_for_line(running.stderr, "stopping: no more requests")  # the signal was heard
     held.app.gate.open()
     out, err = running.communicate(timeout=300)
     assert running.returncode == code, err
     assert re.search(r"^campaigns +3 .* ok$", out, re.M), out
-    assert re.search(r"^lists +0 +0 +0.00  skipped \(interrupted\)$", out, re.M), out
+    assert re.search(r"^lists +0 +1 .* skipped \(interrupted\)$", out, re.M), out
     assert err.strip().splitlines()[-1].startswith("interrupted: not synced this run: lists,")
     with duckdb.connect(f"{tmp_path}/w.duckdb", read_only=True) as con:
         runs = dict(con.sql("select collection, outcome from sfmc._sfmc_runs").fetchall())
@@ -181,6 +181,14 @@ def test_an_interrupted_sync_exits_non_zero_and_names_what_it_skipped(
     assert lists_in(tmp_path / "w.duckdb") == 4
 
 
+def _wait_for_line(stream: IO[str], text: str) -> None:
+    """Until the process writes a line with ``text``; fails if it ends first."""
+    for line in stream:
+        if text in line:
+            return
+    raise AssertionError(f"the process ended without writing {text!r}")
+
+
 def test_a_second_signal_ends_the_sync_at_once_with_one_line(
     held: Emulator, cli: Cli, tmp_path: Path
 ) -> None:
@@ -192,7 +200,7 @@ def test_a_second_signal_ends_the_sync_at_once_with_one_line(
     first = running.stderr.readline()
     running.send_signal(signal.SIGINT)
     out, err = running.communicate(timeout=300)
-    assert first == "SIGINT: stopping after the collection being loaded\n"
+    assert first == "SIGINT: stopping: no more requests; what was read loads\n"
     assert err == "SIGINT again: stopping now\n"
     assert running.returncode == 130 and out == ""
     held.app.gate.open()

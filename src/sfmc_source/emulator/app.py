@@ -132,21 +132,24 @@ class Gate:
 
     def __init__(self) -> None:
         self._open = True
+        self._held = {"rest": True, "soap": True}
         self.waiting = 0
         self._changed = threading.Condition()
 
-    def close(self) -> None:
+    def close(self, rest: bool = True, soap: bool = True) -> None:
+        """Hold the REST requests, the SOAP ones, or both, from now on."""
         with self._changed:
             self._open = False
+            self._held = {"rest": rest, "soap": soap}
 
     def open(self) -> None:
         with self._changed:
             self._open = True
             self._changed.notify_all()
 
-    def pass_through(self) -> None:
+    def pass_through(self, soap_call: bool) -> None:
         with self._changed:
-            if not self._open:
+            if not self._open and self._held["soap" if soap_call else "rest"]:
                 self.waiting += 1
                 self._changed.notify_all()
                 self._changed.wait_for(lambda: self._open)
@@ -245,7 +248,7 @@ class EmulatorApp:
         return f"{request.method} {path}", None, not_found()
 
     def _injected_fault(self, soap_call: bool) -> Response | None:
-        self.gate.pass_through()
+        self.gate.pass_through(soap_call)
         with self._lock:
             self._counter += 1
             n = self._counter
