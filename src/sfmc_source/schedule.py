@@ -1,4 +1,5 @@
-"""Running unattended: intervals, graceful stops, and one sync per destination at a time."""
+"""Running unattended: intervals, graceful stops, one sync per business unit and destination
+at a time, and the destination to one sync at a time while it prepares or loads."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import re
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -37,23 +38,37 @@ BUSY = "another sync of this destination and schema is running"
 
 
 @contextmanager
-def warehouse_lock(warehouse: Warehouse, schema: str) -> Iterator[None]:
-    """One sync of a warehouse and schema at a time: on this machine a lock file named after
-    the warehouse's identity; on Postgres also a lock in the database, held for the run, so a
-    sync from another machine is refused too."""
-    with destination_lock(warehouse.pipeline_name(schema)):
+def units_lock(warehouse: Warehouse, schema: str, units: Sequence[int | None]) -> Iterator[None]:
+    """One sync of a business unit (``None``: the package's own) into a warehouse and schema at
+    a time, refused (SyncBusy) while another runs: on this machine a lock file per unit named
+    after the warehouse's identity; on Postgres also a lock in the database, held for the run,
+    so a sync from another machine is refused too. Syncs of other units run alongside."""
+    name = warehouse.pipeline_name(schema)
+    with ExitStack() as held:
+        for unit in sorted({str(u or "default") for u in units}):
+            held.enter_context(destination_lock(f"{name}-{unit}"))
+            if warehouse.kind == "postgres":
+                held.enter_context(_advisory_lock(warehouse, f"{schema}:{unit}"))
+        yield
+
+
+@contextmanager
+def warehouse_turn(warehouse: Warehouse, schema: str) -> Iterator[None]:
+    """The warehouse and schema to this sync alone while it prepares or loads them: waits
+    for a sync of other units to finish its turn (on this machine, and on Postgres from any)."""
+    with destination_lock(warehouse.pipeline_name(schema), wait=True):
         if warehouse.kind == "postgres":
-            with _advisory_lock(warehouse, schema):
+            with _advisory_lock(warehouse, schema, wait=True):
                 yield
         else:
             yield
 
 
 @contextmanager
-def _advisory_lock(warehouse: Warehouse, schema: str) -> Iterator[None]:
+def _advisory_lock(warehouse: Warehouse, name: str, wait: bool = False) -> Iterator[None]:
     import psycopg2  # type: ignore[import-untyped]
 
-    key = int.from_bytes(hashlib.sha256(f"sfmc_source:{schema}".encode()).digest()[:8], "big")
+    key = int.from_bytes(hashlib.sha256(f"sfmc_source:{name}".encode()).digest()[:8], "big")
     key -= 1 << 63 if key >= 1 << 63 else 0  # Postgres takes a signed 64-bit key
     try:
         connection = psycopg2.connect(warehouse.url, connect_timeout=CONNECT_TIMEOUT)
@@ -63,9 +78,12 @@ def _advisory_lock(warehouse: Warehouse, schema: str) -> Iterator[None]:
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+            if wait:
+                cursor.execute("SELECT pg_advisory_lock(%s), true", (key,))  # waits
+            else:
+                cursor.execute("SELECT pg_try_advisory_lock(%s), true", (key,))
             row = cursor.fetchone()
-        if not row or not row[0]:
+        if not row or row[0] is False:
             raise SyncBusy(f"{BUSY} (from another machine or process); not starting a second one")
         yield
     finally:
@@ -73,13 +91,14 @@ def _advisory_lock(warehouse: Warehouse, schema: str) -> Iterator[None]:
 
 
 @contextmanager
-def destination_lock(name: str) -> Iterator[None]:
-    """An exclusive lock per destination and schema on this machine. The kernel drops it when
-    the holder dies, so a crashed or killed sync never leaves it behind."""
+def destination_lock(name: str, wait: bool = False) -> Iterator[None]:
+    """An exclusive lock per ``name`` on this machine, refused while another holds it (or
+    waited for). The kernel drops it when the holder dies, so a crashed or killed sync never
+    leaves it behind."""
     path = Path(tempfile.gettempdir()) / f"sfmc-source-{name}.lock"
     with open(path, "a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, closing, nullcontext
+from contextlib import AbstractContextManager, ExitStack, closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -32,7 +32,7 @@ from sfmc_source.errors import (
 from sfmc_source.fetch import GROUPS, Fetched, RunFetch, UnitFetch
 from sfmc_source.history import STATE_TABLE, CollectionResult, record_runs, runs_resource
 from sfmc_source.report import Quiet, Reporter, reporter_for
-from sfmc_source.schedule import warehouse_lock
+from sfmc_source.schedule import units_lock, warehouse_turn
 from sfmc_source.source import RETENTION, RunOptions, apply_dlt_settings, spooled_source
 from sfmc_source.specs import BUSINESS_UNIT_ID, COLLECTIONS, selected
 from sfmc_source.timefmt import SYSTEM_TIME
@@ -86,20 +86,27 @@ def run_sync(
     reporter: Reporter | None = None,
     backfill: timedelta = RETENTION,
     email_bodies: bool = False,
+    turn: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> SyncResult:
     """Sync the collections (all by default) of each business unit (one client each): every
     group read at once, then one load. Wrong credentials stop the run before anything is
     written; a unit whose token or MID cannot be had fails its own collections; any other
     failure to read fails only its group. When ``stop`` says so, the groups not yet read
     are left for the next run. ``reporter`` hears of progress. A first sync reads tracking
-    events and sends ``backfill`` back; ``email_bodies`` adds the emails' bodies."""
+    events and sends ``backfill`` back; ``email_bodies`` adds the emails' bodies. ``turn``
+    holds the warehouse while the run prepares it and while it loads (others may load
+    between: the load starts from the state the warehouse holds then)."""
     clients = [client] if isinstance(client, SfmcClient) else list(client)
     wanted = selected(collections)
     result = SyncResult(run_id=reporter.run_id) if reporter else SyncResult()
     report = reporter or Quiet(result.run_id)
     units, refused = _units(clients)
     # wrong credentials, or no unit could be synced, or the warehouse cannot be prepared
-    result.fatal = refused[0][1] if not units else _prepare(pipeline, [mid for _, mid in units])
+    if not units:
+        result.fatal = refused[0][1]
+        return result
+    with turn():
+        result.fatal = _prepare(pipeline, [mid for _, mid in units])
     if result.fatal is not None:
         return result
     several = len(clients) > 1
@@ -113,7 +120,8 @@ def run_sync(
         fetched = fetch.fetch()
         for one in fetched:
             one.result.error = report.redact(one.result.error) if one.result.error else None
-        result.history_error = _load(pipeline, fetched, result.run_id)
+        with turn():
+            result.history_error = _load(pipeline, fetched, result.run_id)
     loaded = _in_order([f.result for f in fetched], [mid for _, mid in units])
     for collection in loaded:
         report.finished(collection)
@@ -263,6 +271,7 @@ def _load(pipeline: dlt.Pipeline, fetched: list[Fetched], run_id: str) -> str | 
     """Load what the run read, with its history rows, in one load; if the load fails, every
     collection read fails with it (and the history is written alone). Why the history was
     not written, if it was not."""
+    pipeline.sync_destination()  # what another unit's sync stored since this one began
     results = [f.result for f in fetched]
     history = runs_resource(run_id, results)
     loading = [f for f in fetched if f.result.ok]
@@ -312,7 +321,7 @@ def run_sync_command(
     warehouse, schema = Warehouse.parse(destination), schema_name(schema)
     warehouse.require_directory()
     pipeline = pipeline_for(warehouse, schema)
-    with warehouse_lock(warehouse, schema), ExitStack() as stack:
+    with units_lock(warehouse, schema, account_ids), ExitStack() as stack:
         throttle = Throttle(concurrency)  # one for every unit's requests
         clients = [stack.enter_context(SfmcClient(c, throttle=throttle)) for c in credentials]
 
@@ -323,7 +332,7 @@ def run_sync_command(
         backfill = timedelta(days=backfill_days)
         how = (collections, full_refresh, naive_zone, stop, reporter, backfill, email_bodies)
         with closing(reporter):
-            result = run_sync(clients, pipeline, *how)
+            result = run_sync(clients, pipeline, *how, lambda: warehouse_turn(warehouse, schema))
     summarize(result, reporter)
     return result.exit_code
 
