@@ -191,6 +191,10 @@ def test_a_run_with_nothing_new_makes_only_the_requests_it_must(
     emu.app.log.clear()
     assert_ok(syncs.run(emu, duckdb_destination))
     assert counts(emu) == no_change_counts(emu)
+    # each run, whatever its number of collections, was one load (the history with it)
+    loads = duckdb_destination.query("select count(*) from {schema}._dlt_loads")
+    runs = duckdb_destination.query("select count(distinct run_id) from {schema}._sfmc_runs")
+    assert loads == runs == [(3,)]
 
 
 def test_a_run_reads_the_assets_of_exactly_the_changed_campaigns(
