@@ -1,4 +1,5 @@
-"""Running unattended: the run loop, stops on signals, the destination lock, config files."""
+"""Running unattended: the run loop, stops on signals, the lock per business unit and
+destination (syncs of other units run at once), config files."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import threading
 import time
 import tomllib
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -21,12 +23,13 @@ import pytest
 from click.testing import CliRunner
 
 from sfmc_source.cli import main, run
-from sfmc_source.emulator import Emulator, Sizes
+from sfmc_source.emulator import Emulator, EmulatorConfig, Sizes
 from sfmc_source.errors import ConfigError, SyncBusy
 from sfmc_source.schedule import destination_lock, parse_duration
 
 ROOT = Path(__file__).parents[1]
 SIZES = Sizes(campaigns=40, assets_per_campaign=2, lists=60, journeys=5)
+MID = EmulatorConfig().mids[0]  # the emulated package's own business unit
 # Only so that a hung process fails its test instead of hanging the suite: every wait here ends
 # on something the process or the emulator does, never on how fast the machine is.
 SAFETY = 600
@@ -211,15 +214,25 @@ def test_sigterm_mid_run_stops_at_a_safe_point_and_a_restart_converges(
         ]
 
 
-def test_a_second_sync_of_the_same_destination_is_refused_while_one_runs(
-    held: Emulator, tmp_path: Path
+@pytest.mark.parametrize(
+    ("first_unit", "second_unit"),
+    [
+        pytest.param((), (), id="the-packages-own-unit"),
+        pytest.param(("--account-id", str(MID)), ("--account-id", str(MID)), id="one-mid"),
+        pytest.param(
+            ("--account-id", str(MID)), ("--account-ids", f"{MID + 1},{MID}"), id="among-others"
+        ),
+    ],
+)
+def test_a_second_sync_of_the_same_unit_and_destination_is_refused_while_one_runs(
+    held: Emulator, tmp_path: Path, first_unit: tuple[str, ...], second_unit: tuple[str, ...]
 ) -> None:
     emulator = held
     env = cli_env(emulator, tmp_path)
-    first = start_run(env, "--every", "1h", "--concurrency", "1")
+    first = start_run(env, "--every", "1h", "--concurrency", "1", *first_unit)
     wait_inside(emulator, first)
     second = subprocess.run(
-        [sys.executable, "-m", "sfmc_source", "sync"],
+        [sys.executable, "-m", "sfmc_source", "sync", *second_unit],
         env=env,
         capture_output=True,
         text=True,
@@ -231,6 +244,72 @@ def test_a_second_sync_of_the_same_destination_is_refused_while_one_runs(
     assert second.returncode == 1
     assert "another sync of this destination and schema is running" in second.stderr
     assert emulator.app.log.token_requests == 1
+
+
+# campaigns and lists alone, one request in flight each: a sync held at the gate holds one
+UNIT_SYNC = ("--collections", "campaigns,lists", "--concurrency", "1")
+
+
+def sync_each_unit_at_once(emulator: Emulator, env: dict[str, str]) -> None:
+    """A ``sync --account-id MID`` process per business unit, all reading SFMC at the same
+    time (each holds a request at the closed gate before any is let through); each succeeds."""
+    emulator.app.gate.close()
+    syncs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sfmc_source", "sync", "--account-id", str(mid), *UNIT_SYNC],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for mid in emulator.config.mids
+    ]
+    try:
+        emulator.app.gate.wait_until_holding(
+            len(syncs), timeout=SAFETY, alive=lambda: all(s.poll() is None for s in syncs)
+        )
+    finally:
+        emulator.app.gate.open()
+    for sync in syncs:
+        _, err = sync.communicate(timeout=SAFETY)
+        assert sync.returncode == 0, err
+
+
+def test_syncs_of_two_units_into_one_duckdb_file_run_at_once_and_keep_their_cursors(
+    emulator_factory: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emulator = emulator_factory(sizes=SIZES, business_units=2)
+    mids = emulator.config.mids
+    env = cli_env(emulator, tmp_path)
+
+    sync_each_unit_at_once(emulator, env)
+
+    with duckdb.connect(f"{tmp_path}/w.duckdb", read_only=True) as con:
+        for table, rows in (("campaigns", 40), ("lists", 60)):
+            counts = con.sql(
+                f"select business_unit_id, count(distinct id) from sfmc.{table} group by 1"
+            )
+            assert dict(counts.fetchall()) == dict.fromkeys(mids, rows)
+        runs = con.sql("select distinct business_unit_id from sfmc._sfmc_runs").fetchall()
+    assert sorted(runs) == [(mid,) for mid in mids]
+
+    emulator.app.log.clear()
+    sync_each_unit_at_once(emulator, env)
+
+    # each unit's cursors survived the other's load: a token each, one campaigns page and
+    # one List Retrieve a unit, nothing more
+    requests = Counter((e.endpoint, e.mid) for e in emulator.app.log.entries)
+    expected = {("POST /v2/token", None): 2}
+    for mid in mids:
+        expected |= {("GET /hub/v1/campaigns", mid): 1, ("SOAP Retrieve List", mid): 1}
+    assert requests == expected
+    with duckdb.connect(f"{tmp_path}/w.duckdb", read_only=True) as con:
+        reads = con.sql(
+            "select business_unit_id, collection, list(rows order by started) "
+            "from sfmc._sfmc_runs group by 1, 2"
+        ).fetchall()
+    assert len(reads) == 4  # campaigns and lists of each unit, each read twice:
+    assert all(again < first for _, _, (first, again) in reads)  # the second time, the overlap
 
 
 def test_config_file_then_environment_then_flag(

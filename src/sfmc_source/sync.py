@@ -20,6 +20,7 @@ from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
+from sfmc_source.auth import Credentials
 from sfmc_source.client import DEFAULT_CONCURRENCY, SfmcClient, Throttle, credentials_from
 from sfmc_source.destination import Warehouse, schema_name
 from sfmc_source.errors import (
@@ -317,24 +318,70 @@ def run_sync_command(
     credentials = [
         credentials_from(client_id, client_secret, subdomain, mid, auth_url) for mid in account_ids
     ]
+    options = RunOptions(full_refresh, naive_zone, timedelta(days=backfill_days), email_bodies)
+    result = sync_business_units(
+        credentials,
+        destination,
+        schema,
+        collections,
+        options,
+        concurrency,
+        stop,
+        log_format,
+        verbose,
+    )
+    return result.exit_code
+
+
+def sync_business_units(
+    credentials: Sequence[Credentials],
+    destination: str,
+    schema: str = "sfmc",
+    collections: Sequence[str] | None = None,
+    options: RunOptions | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    stop: Callable[[], bool] = lambda: False,
+    log_format: str = "text",
+    verbose: bool = False,
+) -> SyncResult:
+    """What ``sfmc-source sync`` does, for an orchestrator's task: the business units (one
+    ``credentials`` each, ``concurrency`` requests in flight among them) synced into the
+    destination and schema as ``options`` say, with the command's log lines (stderr) and
+    summary (stdout). Refused (SyncBusy) while another sync of one of these units into the
+    same destination and schema runs; the warehouse is taken in turn, waiting, while the run
+    prepares it and while it loads, so syncs of other units (one task each) run alongside."""
     selected(collections)
+    options = options or RunOptions()
     warehouse, schema = Warehouse.parse(destination), schema_name(schema)
     warehouse.require_directory()
     pipeline = pipeline_for(warehouse, schema)
-    with units_lock(warehouse, schema, account_ids), ExitStack() as stack:
+    with units_lock(warehouse, schema, [c.account_id for c in credentials]), ExitStack() as stack:
         throttle = Throttle(concurrency)  # one for every unit's requests
         clients = [stack.enter_context(SfmcClient(c, throttle=throttle)) for c in credentials]
-
-        def secrets() -> list[str]:
-            return [s for client in clients for s in client.secrets()] + warehouse.secrets()
-
-        reporter = reporter_for(log_format, uuid.uuid4().hex, secrets, verbose)
-        backfill = timedelta(days=backfill_days)
-        how = (collections, full_refresh, naive_zone, stop, reporter, backfill, email_bodies)
+        reporter = _reporter(clients, warehouse, log_format, verbose)
+        how = (options.full_refresh, options.naive_zone, stop, reporter, options.backfill)
         with closing(reporter):
-            result = run_sync(clients, pipeline, *how, lambda: warehouse_turn(warehouse, schema))
+            result = run_sync(
+                clients, pipeline, collections, *how, options.email_bodies, _turn(warehouse, schema)
+            )
     summarize(result, reporter)
-    return result.exit_code
+    return result
+
+
+def _reporter(
+    clients: list[SfmcClient], warehouse: Warehouse, log_format: str, verbose: bool
+) -> Reporter:
+    """The command's reporter, blanking out the clients' and the warehouse's secrets."""
+
+    def secrets() -> list[str]:
+        return [s for client in clients for s in client.secrets()] + warehouse.secrets()
+
+    return reporter_for(log_format, uuid.uuid4().hex, secrets, verbose)
+
+
+def _turn(warehouse: Warehouse, schema: str) -> Callable[[], AbstractContextManager[None]]:
+    """What ``run_sync`` takes the warehouse with while it prepares and while it loads."""
+    return lambda: warehouse_turn(warehouse, schema)
 
 
 def summarize(result: SyncResult, reporter: Reporter) -> None:
