@@ -47,7 +47,7 @@ def _scale(ctx: click.Context | None, param: click.Parameter | None, value: str)
         sizes_for(value)
     except ValueError:
         raise click.BadParameter(
-            "use small, medium, large, events or a whole number N (N × small)"
+            "use tiny, small, medium, large, events or a whole number N (N × small)"
         ) from None
     return value
 
@@ -155,7 +155,7 @@ def configure_runtime(debug: bool, secrets: list[str | None] | None = None) -> N
     default="small",
     show_default=True,
     callback=_scale,
-    help="small, medium, large, events (a million tracking events), or N (N times small).",
+    help="tiny, small, medium, large, events (a million tracking events), or N (N times small).",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the data generator.")
 @click.option(
@@ -164,6 +164,19 @@ def configure_runtime(debug: bool, secrets: list[str | None] | None = None) -> N
     default=0.0,
     show_default=True,
     help="Delay added to every request.",
+)
+@click.option(
+    "--soap-latency-ms",
+    type=click.FloatRange(0),
+    default=None,
+    help="Delay added to every SOAP request instead (default: --latency-ms).",
+)
+@click.option(
+    "--soap-row-ms",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Further delay for each row of a SOAP Retrieve page.",
 )
 @click.option(
     "--business-units",

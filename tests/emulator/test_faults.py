@@ -1,10 +1,12 @@
-"""Fault knobs: latency, throttling, server errors, connection resets, malformed pages."""
+"""Fault knobs: latency (per API, per SOAP row), throttling, server errors, connection resets,
+malformed pages."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -128,6 +130,49 @@ def test_latency_is_added_to_every_request(faulty: Session) -> None:
     started = time.perf_counter()
     faulty.rest("hub/v1/campaigns")
     assert time.perf_counter() - started >= 0.15
+
+
+def timed(call: Callable[[], httpx.Response]) -> float:
+    started = time.perf_counter()
+    assert call().status_code == 200
+    return time.perf_counter() - started
+
+
+def request_id(response: httpx.Response) -> str:
+    return response.text.split("<RequestID>", 1)[1].split("</RequestID>", 1)[0]
+
+
+def test_soap_has_its_own_latency_and_a_cost_per_row_returned(faulty: Session) -> None:
+    faults = faulty.emulator.app.faults
+    faults.latency_ms, faults.soap_latency_ms, faults.soap_row_ms = 20, 100, 20
+    assert timed(lambda: faulty.rest("hub/v1/campaigns")) >= 0.02
+    first = faulty.retrieve("List", ["ID"], batch_size=4)
+    assert timed(lambda: faulty.retrieve("List", ["ID"], batch_size=1)) >= 0.1 + 0.02
+    assert timed(lambda: faulty.retrieve("List", ["ID"], batch_size=4)) >= 0.1 + 4 * 0.02
+    more = faulty.retrieve("", [], continue_request=request_id(first))
+    soap = [e for e in faulty.emulator.app.log.entries if e.api == "SOAP"]
+    assert [(e.rows, e.latency_ms) for e in soap] == [(4, 180), (1, 120), (4, 180), (4, 180)]
+    assert soap[0].chain == soap[3].chain == request_id(more)
+    assert len({e.chain for e in soap}) == 3
+
+
+def test_the_log_sums_latency_along_the_longest_chain_of_pages(faulty: Session) -> None:
+    faulty.emulator.app.faults.latency_ms = 10
+    for page in (1, 2, 3):
+        faulty.rest("hub/v1/campaigns", **{"$page": page, "$pageSize": 2})
+    faulty.rest("hub/v1/campaigns", **{"$page": 1, "$pageSize": 5})
+    faulty.rest("hub/v1/campaigns/1000")
+    latency = faulty.emulator.app.log.latency()
+    # five requests (the token came before the latency); three pages of one listing in a row
+    assert latency == {"total": 50, "longest_chain": 30}
+
+
+def test_pages_asked_for_at_once_are_not_a_chain(faulty: Session) -> None:
+    faulty.emulator.app.faults.latency_ms = 200
+    with ThreadPoolExecutor(3) as pool:
+        pages = pool.map(lambda page: faulty.rest("hub/v1/campaigns", **{"$page": page}), (1, 2, 3))
+        assert [response.status_code for response in pages] == [200] * 3
+    assert faulty.emulator.app.log.latency()["longest_chain"] < 600
 
 
 def test_a_stalled_request_trips_a_client_timeout_and_the_next_one_is_answered(

@@ -59,9 +59,16 @@ class Faults:
     ``campaign_assets``, ``interactions``) to a page number N > 1 whose first item is the first
     item of page N−1, in place of its own (``count`` unchanged), as SFMC-SDK's recorded second
     page of journeys repeats the first page's first item.
+
+    Every request waits ``latency_ms`` before it is answered; a SOAP request waits
+    ``soap_latency_ms`` instead when that is set, then ``soap_row_ms`` for each row of the
+    Retrieve page it returns (real SFMC: REST ~150 ms, a SOAP Retrieve ~800 ms and more for
+    more rows).
     """
 
     latency_ms: float = 0.0
+    soap_latency_ms: float | None = None
+    soap_row_ms: float = 0.0
     rate_limit_every: int = 0
     retry_after: int = 1
     blocked: bool = False
@@ -72,6 +79,12 @@ class Faults:
     stall_seconds: float = 30.0
     malformed: dict[str, int] = field(default_factory=dict)
     repeat: dict[str, int] = field(default_factory=dict)
+
+    def latency_for(self, soap_call: bool) -> float:
+        """Milliseconds a request waits before it is answered, rows aside."""
+        if soap_call and self.soap_latency_ms is not None:
+            return self.soap_latency_ms
+        return self.latency_ms
 
 
 @dataclass
@@ -122,6 +135,7 @@ class Cursor:
     rows: Matches
     batch: int
     mid: int
+    chain: str  # the RequestID that began it, which every page it serves is logged under
     offset: int = 0
     page: int = 0
 
@@ -210,12 +224,18 @@ class EmulatorApp:
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/_emulator/"):
             return self._control(request)
-        if self.faults.latency_ms:
-            time.sleep(self.faults.latency_ms / 1000)
+        started = time.monotonic()
+        soap_call = request.path.lower() in SOAP_PATHS
+        latency_ms = self.faults.latency_for(soap_call)
+        _wait(latency_ms)
         try:
             endpoint, mid, response = self._dispatch(request)
         except Exception as exc:  # a real server answers 500 rather than drop the connection
             endpoint, mid, response = "unhandled", None, self._unhandled(request, exc)
+        if response.rows:
+            rows_ms = self.faults.soap_row_ms * response.rows
+            _wait(rows_ms)
+            latency_ms += rows_ms
         if (
             response.page_of
             and self.faults.malformed.get(response.page_of[0]) == response.page_of[1]
@@ -229,6 +249,12 @@ class EmulatorApp:
                 0 if response.reset else response.status,
                 mid,
                 tuple(sorted(request.query.items())),
+                api="SOAP" if soap_call else "REST",
+                rows=response.rows,
+                chain=response.chain or _listing(request),
+                latency_ms=latency_ms,
+                started=started,
+                finished=time.monotonic(),
             )
         )
         return response
@@ -376,7 +402,8 @@ class EmulatorApp:
             if request.continue_request:
                 cursor, request_id = self._continued(request.continue_request, token)
             else:
-                cursor, request_id = self._new_cursor(request, token), str(uuid.uuid4())
+                request_id = str(uuid.uuid4())
+                cursor = self._new_cursor(request, token, request_id)
         except soap.StatusError as exc:
             body = soap.retrieve_response(str(exc), str(uuid.uuid4()), [])
             return label, Response(
@@ -399,6 +426,8 @@ class EmulatorApp:
             soap.envelope("RetrieveResponse", relates_to, body),
             content_type=XML,
             page_of=(label, cursor.page),
+            rows=len(chunk),
+            chain=cursor.chain,
         )
         return label, response
 
@@ -413,7 +442,7 @@ class EmulatorApp:
             raise soap.StatusError("The RequestID sent through ContinueRequest does not exist.")
         return cursor, str(uuid.uuid4()) if self.config.request_id_per_page else request_id
 
-    def _new_cursor(self, request: soap.RetrieveRequest, token: Token) -> Cursor:
+    def _new_cursor(self, request: soap.RetrieveRequest, token: Token, request_id: str) -> Cursor:
         obj = CATALOGUE.get(request.object_type or "")
         if obj is None:
             raise soap.StatusError(
@@ -438,7 +467,7 @@ class EmulatorApp:
             else MAX_BATCH
         )
         writer = soap.ResultsWriter(obj, request.properties, self.config.null_style)
-        return Cursor(writer, rows, batch, token.mid)
+        return Cursor(writer, rows, batch, token.mid, request_id)
 
     def _units_for(self, request: soap.RetrieveRequest, token: Token) -> list[BusinessUnit]:
         if request.query_all_accounts:
@@ -478,3 +507,16 @@ class EmulatorApp:
                 self.log.clear()
             return Response(200, to_json(self.log.summary()))
         return not_found()
+
+
+def _wait(milliseconds: float) -> None:
+    if milliseconds > 0:
+        time.sleep(milliseconds / 1000)
+
+
+def _listing(request: Request) -> str | None:
+    """The pages of one REST listing share this: the request but its ``$page``."""
+    if "$page" not in request.query:
+        return None
+    rest = sorted((k, v) for k, v in request.query.items() if k != "$page")
+    return f"{request.method} {request.path}?{rest}"

@@ -39,6 +39,9 @@ class Response:
     reset: bool = False
     # Which page of which resource this is, so a fault knob can corrupt exactly that page.
     page_of: tuple[str, int] | None = None
+    # A SOAP Retrieve page: its rows (each adds Faults.soap_row_ms) and the Retrieve it continues.
+    rows: int | None = None
+    chain: str | None = None
 
 
 def to_json(value: Any) -> bytes:
