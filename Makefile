@@ -36,8 +36,9 @@ lint: $(VENV)/installed-test
 test: lint
 	$(BIN)/pytest -n auto --dist worksteal
 
-# Several minutes: the emulator's own speed, then syncs at medium and large scale, 0 and 30 ms,
-# then body-heavy email syncs (into Postgres: SFMC_BENCH_POSTGRES, default the local one).
+# Tens of minutes: the emulator's own speed, then syncs at medium and large scale, 0 and 30 ms,
+# and at real SFMC's latency, then body-heavy email syncs (into Postgres: SFMC_BENCH_POSTGRES,
+# default the local one).
 bench: $(VENV)/installed
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/sync.py

@@ -4,8 +4,9 @@ For each scale and latency the emulator runs in its own process (this script wit
 so only the sync's memory and CPU are measured. Against it:
 
 - a full sync (wall time and peak RSS of the process; rows, requests and seconds per collection
-  from its ``--log-format json`` events), then a no-change sync on the same destination, whose
-  request counts are compared with their targets;
+  from its ``--log-format json`` events; its request floor, below, and wall ÷ floor, at most
+  1.5 with latency), then a no-change sync on the same destination, whose request counts are
+  compared with their targets;
 - one sync per collection group on a fresh destination, for each group's wall time and peak RSS;
 - a raw baseline: the same pages fetched by a bare httpx loop at the same concurrency, with no
   parsing or loading, and the ratio of sync ÷ raw per group and for the whole run.
@@ -21,12 +22,28 @@ events (``--scale events``, 0 ms): a sync of the last tenth of their history, th
 sync on the same destination, whose requests the emulator counts. ``--quick`` syncs only the
 tenth, then the no-change sync on it.
 
+With ``--realistic`` (on by default), what a user would notice: the ``tiny`` tenant (a few rows
+of each collection) at 0 ms, a full sync within 4 s and a no-change sync within 3 s, process
+start included; then at real SFMC's latency (``REALISTIC``: REST 150 ms, a SOAP request 800 ms
+plus 0.1 ms a row it returns) the tiny tenant, a medium one (``--realistic-scale``) and all of
+the million events, each a full sync on a fresh destination and a no-change sync after it,
+with the wall time, the requests and the floor of each. ``--quick`` runs only the tiny
+tenant's.
+
+The request floor of a run is the least wall time its requests allow, whatever the client does
+between them: max(C, L ÷ concurrency), where L is the latency the emulator added to all the
+requests it answered during the run (token requests included) and C the latency along the
+longest chain of requests that had to follow one another: the pages of one SOAP Retrieve (the
+Retrieve and its ContinueRequests), or of one REST listing when the client asked for each page
+after the one before was answered. Separate Retrieves (the EventDate windows of an event
+collection, say) are not a chain, even when the client runs them one after another.
+
 Prints tables and writes bench/results/sync.json; with ``--only``, just that section runs and
 replaces its part of the file.
 
     .venv/bin/python bench/sync.py [--scales medium,large] [--latencies 0,30]
-        [--memory/--no-memory] [--events/--no-events] [--only tenants|memory|events]
-        [--quick] [--concurrency N]
+        [--memory/--no-memory] [--events/--no-events] [--realistic/--no-realistic]
+        [--only tenants|memory|events|realistic] [--quick] [--concurrency N]
 """
 
 from __future__ import annotations
@@ -79,6 +96,12 @@ EVENTS_HISTORY = timedelta(days=730)  # how far back from HISTORY_END the emulat
 # has reached its working set (DuckDB's 64 MB buffer) before growth is measured, as the lists
 # memory runs compare 100,000 with 1,000,000 rows.
 EVENTS_PART = 0.3
+# What real SFMC takes per request (the realistic section): REST about 150 ms; a SOAP Retrieve
+# about 800 ms, and more the more rows it returns, here 0.1 ms a row (a 2,500-row page: 1.05 s).
+REALISTIC = Faults(latency_ms=150.0, soap_latency_ms=800.0, soap_row_ms=0.1)
+FLOOR_TARGET = 1.5  # full sync wall time ÷ request floor, with latency
+# Seconds of the tiny tenant's syncs at 0 ms, process start included.
+START_TARGETS = {"full": 4.0, "no change": 3.0}
 
 
 @dataclass
@@ -114,6 +137,25 @@ class SyncRun:
 
 
 @dataclass
+class Floor:
+    """The least wall time one run's requests allow, from the emulator's log of that run:
+    max(the longest chain of requests that had to follow one another, the latency of all
+    requests ÷ the concurrency)."""
+
+    requests: int  # as the emulator counted them, token requests included
+    latency_s: float  # added to all of them
+    longest_chain_s: float
+    concurrency: int
+
+    @property
+    def seconds(self) -> float:
+        return max(self.longest_chain_s, self.latency_s / self.concurrency)
+
+    def ratio(self, wall_s: float) -> float | None:
+        return wall_s / self.seconds if self.seconds > 0 else None
+
+
+@dataclass
 class TenantResult:
     """Everything measured against one scale at one latency."""
 
@@ -125,6 +167,17 @@ class TenantResult:
     raw_s: dict[str, float] = field(default_factory=dict)
     # With latency: the campaigns group one request at a time, to compare with concurrency.
     sequential: SyncRun | None = None
+    floor: Floor | None = None  # of the full sync
+
+    @property
+    def floor_ratio(self) -> float | None:
+        return self.floor.ratio(self.full.wall_s) if self.floor and self.full.ok else None
+
+    @property
+    def floor_met(self) -> bool | None:
+        """Whether the full sync kept within FLOOR_TARGET × its floor (with latency only)."""
+        ratio = self.floor_ratio
+        return None if not self.latency_ms or ratio is None else ratio <= FLOOR_TARGET
 
     def incremental_targets(self) -> dict[str, int]:
         versions = self.full.collections.get("interactions")
@@ -135,6 +188,27 @@ class TenantResult:
             "lists": 1,
             "interactions": math.ceil(versions.rows / PAGE_SIZE) if versions else 0,
         }
+
+
+@dataclass
+class LatencyRun:
+    """A sync of the realistic section and the floor of its requests; for the tiny tenant at
+    0 ms, the wall time it should keep within."""
+
+    label: str
+    sync: SyncRun
+    floor: Floor
+    target_s: float | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(c.rows for c in self.sync.collections.values())
+
+    @property
+    def met(self) -> bool | None:
+        if self.target_s is None:
+            return None
+        return self.sync.ok and self.sync.wall_s <= self.target_s
 
 
 @dataclass
@@ -195,13 +269,13 @@ class EventsResult:
 # --- the emulator, in its own process ---------------------------------------------------------
 
 
-def serve(scale: str, latency_ms: float, lists: int | None) -> None:
+def serve(scale: str, faults: Faults, lists: int | None) -> None:
     """What `--serve` runs: the emulator on 127.0.0.1 until SIGTERM, as `sfmc-source emulator`
     does, its environment on stdout as `export NAME=value` lines."""
     sizes = sizes_for(scale)
     if lists is not None:
         sizes = replace(sizes, lists=lists)
-    server = Emulator(EmulatorConfig(sizes=sizes, faults=Faults(latency_ms=latency_ms)))
+    server = Emulator(EmulatorConfig(sizes=sizes, faults=faults))
     for name, value in server.environment().items():
         print(f"export {name}={value}")
     sys.stdout.flush()
@@ -215,10 +289,13 @@ def serve(scale: str, latency_ms: float, lists: int | None) -> None:
 
 
 @contextmanager
-def emulator(scale: str, latency_ms: float, lists: int | None = None) -> Iterator[dict[str, str]]:
-    """A `--serve` process for the duration of the block; yields its environment."""
+def emulator(scale: str, faults: Faults, lists: int | None = None) -> Iterator[dict[str, str]]:
+    """A `--serve` process with these latencies for the duration of the block; yields its
+    environment."""
     command = [sys.executable, __file__, "--serve", "--scale", scale]
-    command += ["--latency-ms", str(latency_ms)]
+    command += ["--latency-ms", str(faults.latency_ms), "--soap-row-ms", str(faults.soap_row_ms)]
+    if faults.soap_latency_ms is not None:
+        command += ["--soap-latency-ms", str(faults.soap_latency_ms)]
     if lists is not None:
         command += ["--lists", str(lists)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -431,10 +508,11 @@ def raw_baseline(env: dict[str, str], concurrency: int) -> dict[str, float]:
 
 def bench_tenant(scale: str, latency_ms: float, concurrency: int) -> TenantResult:
     note(f"{scale} at {latency_ms:g} ms: starting the emulator")
-    with emulator(scale, latency_ms) as env:
+    with emulator(scale, Faults(latency_ms)) as env:
         with tempfile.TemporaryDirectory(prefix="sfmc-bench-") as tmp:
-            full = run_sync(env, Path(tmp), concurrency)
-            note(f"  full sync {full.wall_s:.1f}s, {full.peak_rss_mb:.0f} MB")
+            full, floor = measured_sync(env, Path(tmp), concurrency)
+            rss, floor_s = full.peak_rss_mb, floor.seconds
+            note(f"  full sync {full.wall_s:.1f}s (floor {floor_s:.1f}s), {rss:.0f} MB")
             incremental = run_sync(env, Path(tmp), concurrency)
             note(f"  no-change sync {incremental.wall_s:.1f}s")
         groups: dict[str, SyncRun] = {}
@@ -447,7 +525,7 @@ def bench_tenant(scale: str, latency_ms: float, concurrency: int) -> TenantResul
         if latency_ms and concurrency > 1:
             sequential = run_fresh_sync(env, 1, GROUPS[ASSETS_GROUP])
             note(f"  {ASSETS_GROUP} sync one request at a time {sequential.wall_s:.1f}s")
-    return TenantResult(scale, latency_ms, full, incremental, groups, raw, sequential)
+    return TenantResult(scale, latency_ms, full, incremental, groups, raw, sequential, floor)
 
 
 def bench_memory(list_counts: Sequence[int], concurrency: int) -> dict[str, Any]:
@@ -455,7 +533,7 @@ def bench_memory(list_counts: Sequence[int], concurrency: int) -> dict[str, Any]
     runs: dict[int, SyncRun] = {}
     for lists in list_counts:
         note(f"memory: {lists:,} lists: starting the emulator")
-        with emulator("small", 0, lists) as env:
+        with emulator("small", Faults(), lists) as env:
             runs[lists] = run_fresh_sync(env, concurrency, ("lists",))
         note(f"  lists sync {runs[lists].wall_s:.1f}s, {runs[lists].peak_rss_mb:.0f} MB")
     peaks = [run.peak_rss_mb for run in runs.values()]
@@ -486,7 +564,7 @@ def bench_events(concurrency: int, whole: bool) -> EventsResult:
     sync on the last one's destination and pipelines."""
     part_days = recent_days(EVENTS_PART)
     note("events at 0 ms: starting the emulator")
-    with emulator("events", 0) as env:
+    with emulator("events", Faults()) as env:
         with tempfile.TemporaryDirectory(prefix="sfmc-bench-") as part_dir:
             part = events_sync(env, Path(part_dir), concurrency, part_days)
             note(f"  last {part_days} days: {events_text(part)}")
@@ -500,6 +578,42 @@ def bench_events(concurrency: int, whole: bool) -> EventsResult:
             incremental = events_sync(env, Path(full_dir), concurrency, EVENTS_ALL_DAYS)
             note(f"  no-change sync {incremental.sync.wall_s:.1f}s")
     return EventsResult(part, full, incremental)
+
+
+def bench_realistic(concurrency: int, whole: bool, scale: str) -> list[LatencyRun]:
+    """The tiny tenant at 0 ms (against START_TARGETS), then at REALISTIC latency the tiny
+    tenant and, if ``whole``, one of ``scale`` and all of the million events: each a full sync
+    on a fresh destination, then a no-change sync on it."""
+    start = tuple(START_TARGETS.values())
+    runs = full_and_no_change("tiny at 0 ms", "tiny", Faults(), concurrency, targets=start)
+    runs += full_and_no_change("tiny", "tiny", REALISTIC, concurrency)
+    if whole:
+        runs += full_and_no_change(scale, scale, REALISTIC, concurrency)
+        days = EVENTS_ALL_DAYS
+        runs += full_and_no_change(
+            "events, all", "events", REALISTIC, concurrency, EVENT_COLLECTIONS, days
+        )
+    return runs
+
+
+def full_and_no_change(
+    name: str,
+    scale: str,
+    faults: Faults,
+    concurrency: int,
+    collections: Sequence[str] = (),
+    backfill_days: int | None = None,
+    targets: Sequence[float | None] = (None, None),
+) -> list[LatencyRun]:
+    """A full sync on a fresh destination, then a no-change sync on it, each with its floor."""
+    note(f"{name}: starting the emulator")
+    runs: list[LatencyRun] = []
+    with emulator(scale, faults) as env, tempfile.TemporaryDirectory(prefix="sfmc-bench-") as tmp:
+        for kind, target in zip(("full", "no change"), targets, strict=True):
+            sync, floor = measured_sync(env, Path(tmp), concurrency, collections, backfill_days)
+            runs.append(LatencyRun(f"{name}, {kind}", sync, floor, target))
+            note(f"  {kind} sync {sync.wall_s:.1f}s, floor {floor.seconds:.1f}s")
+    return runs
 
 
 def recent_days(share: float) -> int:
@@ -519,10 +633,34 @@ def events_sync(env: dict[str, str], workdir: Path, concurrency: int, days: int)
 def served(env: dict[str, str], clear: bool = False) -> dict[str, int]:
     """The emulator's request log (cleared first if ``clear``): requests by endpoint, and
     ``total``."""
-    url = f"{env['SFMC_AUTH_URL']}/_emulator/requests"
-    response = httpx.request("DELETE" if clear else "GET", url, timeout=30)
-    summary = response.raise_for_status().json()
+    summary = logged(env, clear)
     return {**summary["by_endpoint"], "total": int(summary["total"])}
+
+
+def logged(env: dict[str, str], clear: bool = False) -> dict[str, Any]:
+    """The summary of the emulator's request log, after clearing it if ``clear``."""
+    url = f"{env['SFMC_AUTH_URL']}/_emulator/requests"
+    response = httpx.request("DELETE" if clear else "GET", url, timeout=60)
+    summary: dict[str, Any] = response.raise_for_status().json()
+    return summary
+
+
+def measured_sync(
+    env: dict[str, str],
+    workdir: Path,
+    concurrency: int,
+    collections: Sequence[str] = (),
+    backfill_days: int | None = None,
+) -> tuple[SyncRun, Floor]:
+    """``run_sync``, and the floor of the requests the emulator logged during it."""
+    logged(env, clear=True)
+    run = run_sync(env, workdir, concurrency, collections, backfill_days)
+    summary = logged(env)
+    latency = summary["latency_ms"]
+    floor = Floor(
+        int(summary["total"]), latency["total"] / 1000, latency["longest_chain"] / 1000, concurrency
+    )
+    return run, floor
 
 
 def events_text(run: EventsRun) -> str:
@@ -639,9 +777,13 @@ def event_rows(events: EventsResult) -> Iterator[list[str]]:
 
 
 def print_tables(
-    results: Sequence[TenantResult], memory: dict[str, Any] | None, events: EventsResult | None
+    results: Sequence[TenantResult],
+    memory: dict[str, Any] | None,
+    events: EventsResult | None,
+    realistic: Sequence[LatencyRun] | None,
 ) -> None:
-    print(table_line([name for name, _ in COLUMNS]))
+    if results or events is not None:
+        print(table_line([name for name, _ in COLUMNS]))
     for result in results:
         for cells in collection_rows(result):
             print(table_line(cells))
@@ -655,6 +797,9 @@ def print_tables(
         for result in results:
             if result.sequential is not None:
                 print(f"  {result.scale} at {result.latency_ms:g} ms: {concurrency_text(result)}")
+        print(f"\nfull sync ÷ request floor (target ≤ {FLOOR_TARGET} with latency)")
+        for result in results:
+            print(f"  {result.scale} at {result.latency_ms:g} ms: {floor_text(result)}")
         print("\nno-change sync: requests (target)")
         for result in results:
             print(f"  {result.scale} at {result.latency_ms:g} ms: {incremental_text(result)}")
@@ -662,6 +807,8 @@ def print_tables(
         print_memory(memory)
     if events is not None:
         print_events(events)
+    if realistic is not None:
+        print_realistic(realistic)
 
 
 def concurrency_text(result: TenantResult) -> str:
@@ -669,6 +816,40 @@ def concurrency_text(result: TenantResult) -> str:
     assert sequential is not None
     ratio = _ratio(concurrent.wall_s, sequential.wall_s)
     return f"{concurrent.wall_s:.1f}s ÷ {sequential.wall_s:.1f}s = {_num(ratio, 2)}"
+
+
+def floor_text(result: TenantResult) -> str:
+    floor = result.floor
+    if floor is None:
+        return "not measured"
+    verdict = "" if result.floor_met is None else f": {_verdict(result.floor_met)}"
+    return (
+        f"{result.full.wall_s:.1f}s wall, floor {floor.seconds:.1f}s "
+        f"({floor.requests:,} requests), ratio {_num(result.floor_ratio, 2)}{verdict}"
+    )
+
+
+def print_realistic(runs: Sequence[LatencyRun]) -> None:
+    r = REALISTIC
+    print(
+        f"\nrealistic latency: REST {r.latency_ms:g} ms, SOAP {r.soap_latency_ms:g} ms + "
+        f"{r.soap_row_ms:g} ms a row; wall time of the process; requests as the emulator "
+        "counted them; floor = max(longest chain, all latency ÷ concurrency)"
+    )
+    print(f"  {'run':<24} {'rows':>9} {'wall':>8} {'requests':>8} {'floor':>8} {'wall÷floor':>10}")
+    for run in runs:
+        ratio = run.floor.ratio(run.sync.wall_s)
+        print(
+            f"  {run.label:<24} {run.rows:>9,} {run.sync.wall_s:7.1f}s {run.floor.requests:>8,} "
+            f"{run.floor.seconds:7.1f}s {_num(ratio, 2):>10}{latency_run_note(run)}"
+        )
+
+
+def latency_run_note(run: LatencyRun) -> str:
+    failed = "" if run.sync.ok else f"  [sync failed, exit {run.sync.exit_code}]"
+    if run.target_s is None:
+        return failed
+    return f"  (target ≤ {run.target_s:g} s: {_verdict(run.met)}){failed}"
 
 
 def incremental_text(result: TenantResult) -> str:
@@ -788,6 +969,31 @@ def events_json(events: EventsResult, concurrency: int) -> dict[str, Any]:
     }
 
 
+def floor_json(floor: Floor | None) -> dict[str, Any] | None:
+    return None if floor is None else {**asdict(floor), "seconds": floor.seconds}
+
+
+def realistic_json(runs: Sequence[LatencyRun], concurrency: int) -> dict[str, Any]:
+    def one(run: LatencyRun) -> dict[str, Any]:
+        return {
+            "label": run.label,
+            "rows": run.rows,
+            "floor": floor_json(run.floor),
+            "floor_ratio": run.floor.ratio(run.sync.wall_s),
+            "target_s": run.target_s,
+            "met": run.met,
+            **run_json(run.sync),
+        }
+
+    return {
+        "rest_latency_ms": REALISTIC.latency_ms,
+        "soap_latency_ms": REALISTIC.soap_latency_ms,
+        "soap_row_ms": REALISTIC.soap_row_ms,
+        "concurrency": concurrency,
+        "runs": [one(run) for run in runs],
+    }
+
+
 def tenant_json(result: TenantResult) -> dict[str, Any]:
     raw_total = sum(result.raw_s.values()) if len(result.raw_s) == len(GROUPS) else None
     groups = {g: run_json(run) for g, run in result.groups.items()}
@@ -799,6 +1005,10 @@ def tenant_json(result: TenantResult) -> dict[str, Any]:
         "latency_ms": result.latency_ms,
         "full": {**run_json(result.full), "raw_s": raw_total},
         "full_ratio": _ratio(result.full.wall_s, raw_total),
+        "floor": floor_json(result.floor),
+        "floor_ratio": result.floor_ratio,
+        "floor_target": FLOOR_TARGET if result.latency_ms else None,
+        "floor_met": result.floor_met,
         "groups": groups,
         "incremental": run_json(result.incremental),
         "incremental_targets": result.incremental_targets(),
@@ -826,51 +1036,85 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="The million-event tenant (with --quick, only the last tenth of its history).",
     )
     parser.add_argument(
+        "--realistic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Syncs at real SFMC's latency, and the tiny tenant's at 0 ms (with --quick, only "
+        "the tiny tenant's).",
+    )
+    parser.add_argument(
+        "--realistic-scale",
+        default="medium",
+        help="The store the realistic section syncs (large: about 10 minutes more).",
+    )
+    parser.add_argument(
         "--only",
-        choices=("tenants", "memory", "events"),
+        choices=("tenants", "memory", "events", "realistic"),
         help="Run just this section; bench/results/sync.json keeps the others.",
     )
     parser.add_argument(
         "--quick", action="store_true", help="Only medium at 0 ms, no memory, a tenth of events."
     )
     parser.add_argument("--concurrency", type=int, default=5)
+    _add_serve_options(parser)
+    return parser.parse_args(argv)
+
+
+def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     serve_group = parser.add_argument_group("emulator launcher (internal)")
     serve_group.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     serve_group.add_argument("--scale", default="small", help=argparse.SUPPRESS)
     serve_group.add_argument("--latency-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    serve_group.add_argument("--soap-latency-ms", type=float, help=argparse.SUPPRESS)
+    serve_group.add_argument("--soap-row-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     serve_group.add_argument("--lists", type=int, default=None, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
 
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def wanted_sections(args: argparse.Namespace) -> set[str]:
+    """``--only``'s section, or every section switched on."""
+    if args.only:
+        return {args.only}
+    memory_on = not args.quick if args.memory is None else args.memory
+    wanted = {
+        "tenants": True,
+        "memory": memory_on,
+        "events": args.events,
+        "realistic": args.realistic,
+    }
+    return {name for name, on in wanted.items() if on}
+
+
 def main() -> None:
     args = parse_args()
     if args.serve:
-        serve(args.scale, args.latency_ms, args.lists)
+        latency = {"soap_latency_ms": args.soap_latency_ms, "soap_row_ms": args.soap_row_ms}
+        serve(args.scale, Faults(latency_ms=args.latency_ms, **latency), args.lists)
         return
     scales, latencies = _split(args.scales), [float(x) for x in _split(args.latencies)]
     if args.quick:
         scales, latencies = ["medium"], [0.0]
-    memory_on = not args.quick if args.memory is None else args.memory
-    wanted = {"tenants": True, "memory": memory_on, "events": args.events}
-    sections = {args.only} if args.only else {name for name, on in wanted.items() if on}
-    concurrency = args.concurrency
+    sections, concurrency = wanted_sections(args), args.concurrency
     results: list[TenantResult] = []
     if "tenants" in sections:
         results = [bench_tenant(s, latency, concurrency) for s in scales for latency in latencies]
     list_counts = [int(n) for n in _split(args.memory_lists)]
     memory = bench_memory(list_counts, concurrency) if "memory" in sections else None
     events = bench_events(concurrency, not args.quick) if "events" in sections else None
-    print_tables(results, memory, events)
+    realistic = None
+    if "realistic" in sections:
+        realistic = bench_realistic(concurrency, not args.quick, args.realistic_scale)
+    print_tables(results, memory, events, realistic)
     RESULTS.parent.mkdir(exist_ok=True)
     report: dict[str, Any] = {
         "concurrency": concurrency,
         "tenants": [tenant_json(result) for result in results],
         "memory": memory,
         "events": events_json(events, concurrency) if events else None,
+        "realistic": realistic_json(realistic, concurrency) if realistic is not None else None,
     }
     if args.only and RESULTS.exists():  # the other sections as the last run left them
         report = {**json.loads(RESULTS.read_text()), args.only: report[args.only]}
