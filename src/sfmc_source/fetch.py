@@ -93,6 +93,7 @@ class Fetched:
     result: CollectionResult
     spool: Spool
     state: dict[str, Any] = field(default_factory=dict)
+    repeated: bool = False  # a key came twice
 
     @property
     def unit(self) -> int:
@@ -126,9 +127,13 @@ class UnitFetch:
         """The requests collection ``name`` made this run."""
         return self.client.requests_by[name] - self.before.get(name, 0)
 
-    def kept(self, result: CollectionResult) -> dict[str, Any]:
-        """The state a collection stores: what it learned if it was read, else nothing."""
-        return self.states.of(result.collection) if result.ok else {}
+    def kept(self, result: CollectionResult) -> tuple[dict[str, Any], bool]:
+        """The state a collection stores (what it learned if it was read, else nothing), and
+        whether a key came twice."""
+        if not result.ok:
+            return {}, False
+        spec = COLLECTIONS[result.collection]
+        return self.states.of(spec.name), self.run.tally.repeated(spec)
 
     @classmethod
     def of(
@@ -235,7 +240,8 @@ class RunFetch:
                 for result in results:
                     self.report.read(result)
         return [
-            Fetched(unit.spec(r.collection), r, spools[r.collection], unit.kept(r)) for r in results
+            Fetched(unit.spec(r.collection), r, spools[r.collection], *unit.kept(r))
+            for r in results
         ]
 
     def _read(self, job: Job, spools: dict[str, Spool]) -> BaseException | None:

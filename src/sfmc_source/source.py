@@ -189,7 +189,8 @@ def _replayed(spooled: list[Spooled]) -> DltResource:
         resource = dlt.current.resource_state()
         for one in spooled:
             store_unit_part(resource, one.unit, one.state)
-            yield from one.items()
+            replaced = one.spec.replaced_by is not None and one.repeated
+            yield from unique_rows(one.spec, one.items()) if replaced else one.items()
 
     spec = spooled[0].spec
     return _with_staged_hint(spec, dlt.resource(replay, **_hints(spec)))
@@ -200,6 +201,7 @@ class Spooled(Protocol):
 
     spec: Collection
     state: dict[str, Any]
+    repeated: bool  # a key came twice
 
     @property
     def unit(self) -> int: ...
@@ -484,20 +486,34 @@ def _hints(spec: Collection) -> dict[str, Any]:
     rows of a unit (and parent) replaced by those read; the marker rows of ``ChangedParents``
     delete."""
     write: Any = "merge"
-    extra: dict[str, Any] = {}
+    columns = rows.dlt_columns(spec)
+    keys: dict[str, Any] = {"primary_key": list(spec.table_key)}
     if spec.replaced_by is not None:
         write = {"disposition": "merge", "strategy": "delete-insert"}
-        extra["merge_key"] = ["business_unit_id", *spec.replaced_by]
-    columns = rows.dlt_columns(spec)
+        # No primary key: dlt would delete the rows that match it OR the merge key, a join
+        # DuckDB runs pair by pair (8,600 folders ran out of memory). The rows are unique
+        # by key already (``unique_rows``).
+        keys = {"merge_key": ["business_unit_id", *spec.replaced_by]}
+        for name in spec.table_key:
+            columns[name]["primary_key"] = False
     if isinstance(spec.incremental, ChangedParents):
         columns[DELETED] = DELETED_HINT
-    return {
-        "name": spec.name,
-        "primary_key": list(spec.table_key),
-        "write_disposition": write,
-        "columns": columns,
-        **extra,
-    }
+    return {"name": spec.name, "write_disposition": write, "columns": columns, **keys}
+
+
+def unique_rows(spec: Collection, items: Iterable[Item]) -> Iterator[Table]:
+    """The rows of a collection whose keys came twice, each key once (its last row): all
+    read at once, so only for what a run replaces (a unit's folders, a campaign's assets).
+    dlt's own deduplication needs the primary key those tables do without."""
+    tables = [item for item in items if isinstance(item, pa.Table)]
+    if tables:
+        table = pa.concat_tables(tables, promote_options="default")
+        order = table.append_column("_order", pa.array(range(table.num_rows), pa.int64()))
+        last = order.group_by(list(spec.table_key), use_threads=False).aggregate(
+            [("_order", "max")]
+        )
+        rows = last["_order_max"]  # each key's last row, in the order they came
+        yield table.take(rows.take(pc.sort_indices(rows)))
 
 
 def _deduplicate_if(repeated: bool, collection: Collection) -> Iterator[DataItemWithMeta]:

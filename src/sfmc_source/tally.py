@@ -85,6 +85,11 @@ class Tally:
         self.counts[collection.name] = keys.distinct()
         return self.counts[collection.name] < keys.added
 
+    def repeated(self, collection: Collection) -> bool:
+        """Whether a key of the collection came twice (once it is settled)."""
+        keys = self.keys.get(collection.name)
+        return keys is not None and self.counts[collection.name] < keys.added
+
     def settled(self, collection: Collection, page: pa.Table) -> pa.Table:
         """A transformer's page, counted and settled: a transformer has no last page."""
         self.add(collection, page)
