@@ -30,19 +30,20 @@ lint: $(VENV)/installed-test
 	$(BIN)/ruff check src tests bench recipes
 	$(BIN)/ruff format --check src tests bench recipes
 	$(BIN)/mypy
-	$(BIN)/mypy bench/emulator.py bench/sync.py bench/email_bodies.py
+	$(BIN)/mypy bench/emulator.py bench/sync.py bench/email_bodies.py bench/events_postgres.py
 
 # On every core: each test has its own emulator port, temporary directory and Postgres schema.
 test: lint
 	$(BIN)/pytest -n auto --dist worksteal
 
 # Tens of minutes: the emulator's own speed, then syncs at medium and large scale, 0 and 30 ms,
-# and at real SFMC's latency, then body-heavy email syncs (into Postgres: SFMC_BENCH_POSTGRES,
-# default the local one).
+# and at real SFMC's latency, then body-heavy email syncs and events (into Postgres:
+# SFMC_BENCH_POSTGRES, default the local one).
 bench: $(VENV)/installed
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/email_bodies.py --destination $${SFMC_BENCH_POSTGRES:-postgresql://postgres@127.0.0.1:5432/test}
+	$(BIN)/python bench/events_postgres.py --destination $${SFMC_BENCH_POSTGRES:-postgresql://postgres@127.0.0.1:5432/test}
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo.duckdb

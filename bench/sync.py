@@ -328,10 +328,15 @@ def sfmc_command() -> list[str]:
 
 
 def sync_command(
-    workdir: Path, concurrency: int, collections: Sequence[str], backfill_days: int | None = None
+    workdir: Path,
+    concurrency: int,
+    collections: Sequence[str],
+    backfill_days: int | None = None,
+    destination: tuple[str, str] | None = None,  # URL and schema; default a DuckDB file
 ) -> list[str]:
-    command = [*sfmc_command(), "sync", "--destination", f"duckdb:///{workdir / 'w.duckdb'}"]
-    command += ["--schema", "sfmc", "--log-format", "json", "--concurrency", str(concurrency)]
+    url, schema = destination or (f"duckdb:///{workdir / 'w.duckdb'}", "sfmc")
+    command = [*sfmc_command(), "sync", "--destination", url, "--schema", schema]
+    command += ["--log-format", "json", "--concurrency", str(concurrency)]
     if collections:
         command += ["--collections", ",".join(collections)]
     if backfill_days is not None:
@@ -345,6 +350,7 @@ def run_sync(
     concurrency: int,
     collections: Sequence[str] = (),
     backfill_days: int | None = None,
+    destination: tuple[str, str] | None = None,
 ) -> SyncRun:
     """One sync process into ``workdir``: its wall time, peak RSS (wait4) and events."""
     environ = {
@@ -353,7 +359,7 @@ def run_sync(
         "DLT_DATA_DIR": str(workdir / "dlt"),  # as root, dlt would use /var/dlt
         "RUNTIME__DLTHUB_TELEMETRY": "false",
     }
-    command = sync_command(workdir, concurrency, collections, backfill_days)
+    command = sync_command(workdir, concurrency, collections, backfill_days, destination)
     with tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=environ) as p:

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import dlt
 import pytest
 
-from sfmc_source.destination import MAX_SCHEMA_LENGTH, Warehouse, schema_name
+from sfmc_source.destination import (
+    MAX_SCHEMA_LENGTH,
+    Warehouse,
+    loader_file_format,
+    schema_name,
+)
 from sfmc_source.errors import ConfigError
 from sfmc_source.redaction import redact_url
 
@@ -100,6 +107,44 @@ def test_a_trusted_postgres_user_gets_the_empty_password_dlt_wants() -> None:
         "postgresql://postgres:@h:5432/db"
     )
     assert Warehouse.parse("postgresql://u:p%40ss@h/db").url == "postgresql://u:p%40ss@h:5432/db"
+
+
+JSON_COLUMN = {"body": {"name": "body", "data_type": "json"}}
+
+
+@pytest.mark.parametrize(
+    ("adbc", "columns", "chosen", "allowed"),
+    [
+        pytest.param(True, {}, "parquet", {"insert_values", "parquet"}, id="binary COPY"),
+        pytest.param(True, JSON_COLUMN, "insert_values", {"insert_values"}, id="json: INSERT"),
+        pytest.param(False, {}, "insert_values", {"insert_values"}, id="no ADBC: INSERT"),
+    ],
+)
+def test_postgres_tables_load_by_copy_where_copy_keeps_empty_strings(
+    adbc: bool,
+    columns: dict[str, Any],
+    chosen: str,
+    allowed: set[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Never CSV: dlt's CSV COPY turns '' into NULL."""
+    monkeypatch.setenv("DISABLE_ADBC_DETECTION", str(not adbc).lower())
+    capabilities = Warehouse.parse("postgresql://u@h/db").dlt_destination().capabilities()
+    dlt_formats = ["insert_values", "csv", "parquet", "model"]
+    table = {"name": "t", "columns": columns}
+
+    preferred, supported = capabilities.loader_file_format_selector(
+        "insert_values", dlt_formats, table_schema=table
+    )
+
+    assert (preferred, set(supported) - {"model"}) == (chosen, allowed)
+
+
+def test_sync_asks_for_insert_only_on_a_postgres_that_would_copy_csv() -> None:
+    ours = Warehouse.parse("postgresql://u@h/db").dlt_destination()
+    dlts = dlt.destinations.postgres(credentials="postgresql://u:p@h/db")
+    duckdb = Warehouse.parse("duckdb:///w.duckdb").dlt_destination()
+    assert [loader_file_format(d) for d in (ours, dlts, duckdb)] == [None, "insert_values", None]
 
 
 def test_a_missing_duckdb_directory_is_named(tmp_path: Path) -> None:

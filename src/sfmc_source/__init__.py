@@ -1,6 +1,6 @@
 """sfmc-source: Salesforce Marketing Cloud data into your warehouse, incrementally.
 
-from sfmc_source import Credentials, SfmcClient, sfmc_source
+from sfmc_source import Credentials, SfmcClient, postgres_destination, sfmc_source
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Credentials", "SfmcClient", "__version__", "sfmc_source"]
+__all__ = ["Credentials", "SfmcClient", "__version__", "postgres_destination", "sfmc_source"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from sfmc_source.source import sfmc_source
 
         return sfmc_source
+    if name == "postgres_destination":
+        from sfmc_source.destination import postgres_destination
+
+        return postgres_destination
     raise AttributeError(f"module 'sfmc_source' has no attribute {name!r}")

@@ -129,7 +129,7 @@ class Warehouse:
             config = {"memory_limit": DUCKDB_MEMORY_LIMIT}
             return dlt.destinations.duckdb(DuckDbCredentials(str(self.path), global_config=config))
         if self.kind == "postgres":
-            return dlt.destinations.postgres(credentials=self.url)
+            return postgres_destination(self.url)
         try:
             destination = Destination.from_reference(self.kind)
         except Exception:
@@ -138,6 +138,25 @@ class Warehouse:
             ) from None
         _require_configuration(destination)
         return destination
+
+
+def postgres_destination(credentials: Any) -> Any:
+    """dlt's Postgres destination for ``credentials`` (a URL or dlt's credentials), loading
+    Arrow pages by binary ``COPY`` with ``''`` kept apart from ``NULL`` (``postgres_copy``)."""
+    from sfmc_source.postgres_copy import PostgresCopy
+
+    return PostgresCopy(credentials=credentials)
+
+
+def loader_file_format(destination: Any) -> str | None:
+    """What ``pipeline.run`` is told to write: nothing, so that each table gets what its
+    destination picks; but ``INSERT`` on a Postgres not made by ``postgres_destination``, which
+    would copy Arrow pages in as CSV, turning ``''`` into ``NULL``."""
+    from sfmc_source.postgres_copy import PostgresCopy
+
+    if destination.destination_type != "dlt.destinations.postgres":
+        return None
+    return None if isinstance(destination, PostgresCopy) else "insert_values"
 
 
 @contextmanager

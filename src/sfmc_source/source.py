@@ -559,9 +559,13 @@ _JSON_TEXT = _JsonTextIsIntended()
 
 def apply_dlt_settings() -> None:
     """What this source needs of dlt, set when a source is made (never at import): no
-    telemetry unless the user asks for it, and Arrow pages given the same ``_dlt_id`` and
-    ``_dlt_load_id`` columns as dict rows."""
+    telemetry unless the user asks for it, Arrow pages given the same ``_dlt_id`` and
+    ``_dlt_load_id`` columns as dict rows, and each batch written as it comes (dlt would
+    gather 5,000 rows, 150 MB of email bodies, into one parquet row group, which a load
+    then holds at once)."""
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # fewer rows than any batch but the last of a run: each batch is its own row group
+    os.environ.setdefault("DATA_WRITER__BUFFER_MAX_ITEMS", "500")
     os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
     os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
     dlt_logger = logging.getLogger("dlt")

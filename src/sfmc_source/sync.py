@@ -22,7 +22,7 @@ from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from sfmc_source.auth import Credentials
 from sfmc_source.client import DEFAULT_CONCURRENCY, SfmcClient, Throttle, credentials_from
-from sfmc_source.destination import Warehouse, schema_name
+from sfmc_source.destination import Warehouse, loader_file_format, schema_name
 from sfmc_source.errors import (
     AuthenticationError,
     BusinessUnitRefused,
@@ -288,11 +288,7 @@ def _load(pipeline: dlt.Pipeline, fetched: list[Fetched], run_id: str) -> str | 
 
 
 def _file_format(pipeline: dlt.Pipeline) -> Any:
-    """dlt's choice (parquet for Arrow pages where the destination takes it), except on
-    Postgres: there dlt would copy Arrow pages in as CSV, which turns empty strings into nulls."""
-    if pipeline.destination.destination_name == "postgres":
-        return "insert_values"
-    return None
+    return loader_file_format(pipeline.destination)
 
 
 def run_sync_command(
