@@ -7,11 +7,12 @@ of times; everything else raises a typed error from ``errors``. Every request is
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -187,6 +188,24 @@ class SfmcClient:
             raise failure
         return [future.result() for future in futures]
 
+    def interleave(
+        self, produce: Callable[[Item], Iterable[Result]], items: Sequence[Item]
+    ) -> Iterator[Result]:
+        """What ``produce`` yields for each item, up to ``concurrency`` items read at once, each
+        result as it arrives (one item's in order, items mixed). The first failure stops every
+        item at its next result and is raised once they have stopped; closing the iterator
+        stops them the same way. A few results at most wait for the caller."""
+        workers = min(self.throttle.limit, len(items))
+        if workers <= 1:
+            for item in items:
+                yield from produce(item)
+            return
+        flow = _Interleaving(produce, items, workers)
+        try:
+            yield from flow.results()
+        finally:
+            flow.stop()
+
     def business_unit_id(self) -> int:
         """The MID this client acts in: the account id asked for, else the package's own
         business unit as the auth host's ``/v2/userinfo`` names it (asked once)."""
@@ -331,6 +350,86 @@ class _NotStarted(Exception):
 
 def _never() -> bool:
     return False
+
+
+class _Interleaving:
+    """The threads of one ``SfmcClient.interleave``: each takes the next item and hands what
+    ``produce`` yields for it to a short queue, checking between results whether to stop."""
+
+    def __init__(
+        self, produce: Callable[[Any], Iterable[Any]], items: Sequence[Any], workers: int
+    ) -> None:
+        self.produce = produce
+        self.items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for item in items:
+            self.items.put(item)
+        self.arrived: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=workers)
+        self.stopped = threading.Event()
+        self.failure: BaseException | None = None
+        self.threads = [
+            threading.Thread(target=self._work, name="sfmc-source-interleave", daemon=True)
+            for _ in range(workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def results(self) -> Iterator[Any]:
+        running = len(self.threads)
+        while running:
+            try:
+                done, result = self.arrived.get(timeout=_POLL)
+            except queue.Empty:
+                done, result = False, _NOTHING
+            if self.failure is not None:
+                raise self.failure
+            if done:
+                running -= 1
+            elif result is not _NOTHING:
+                yield result
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join()
+
+    def _work(self) -> None:
+        try:
+            while not self.stopped.is_set():
+                try:
+                    item = self.items.get_nowait()
+                except queue.Empty:
+                    break
+                self._read(item)
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            self.stopped.set()
+        self._offer((True, None))
+
+    def _read(self, item: Any) -> None:
+        results = iter(self.produce(item))
+        try:
+            for result in results:
+                if not self._offer((False, result)):
+                    return
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+
+    def _offer(self, entry: tuple[bool, Any]) -> bool:
+        """Queue ``entry`` for the caller; ``False`` once told to stop."""
+        while not self.stopped.is_set():
+            try:
+                self.arrived.put(entry, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+# How often a thread of ``interleave`` waiting on its queue looks whether to stop (seconds).
+_POLL = 0.05
+_NOTHING = object()
 
 
 def _transient(response: httpx.Response) -> bool:

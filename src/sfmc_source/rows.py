@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sfmc_source.errors import ResponseError
+from sfmc_source.soap import Rows
 from sfmc_source.specs import BUSINESS_UNIT_ID, Collection, Column
 from sfmc_source.timefmt import NEVER, SYSTEM_TIME, parse_timestamp
 
@@ -47,16 +48,17 @@ def table(
     soap: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
 ) -> pa.Table:
-    """The rows of ``collection`` from REST items (dotted paths) or SOAP rows (flat names)."""
-    for record in records:
-        if not isinstance(record, Mapping):
-            raise ResponseError(f"{collection.name}: an item is not a JSON object: {record!r:.80}")
+    """The rows of ``collection`` from REST items (dotted paths) or SOAP rows (flat names;
+    taken column by column when they come as ``soap.Rows``)."""
+    if not isinstance(records, Rows):
+        for record in records:
+            if not isinstance(record, Mapping):
+                raise ResponseError(
+                    f"{collection.name}: an item is not a JSON object: {record!r:.80}"
+                )
     arrays = []
     for column in collection.columns:
-        if soap:
-            raw = [record.get(column.source) for record in records]
-        else:
-            raw = _dig_all(records, column.source)
+        raw = _raw(records, column.source, soap)
         try:
             arrays.append(_array(raw, column.type, soap, naive_zone))
         except (TypeError, ValueError) as exc:
@@ -136,6 +138,15 @@ def _cast_text(raw: list[Any], kind: str, naive_zone: timezone) -> pa.Array[Any]
     offset = naive_zone.utcoffset(None)
     shift = (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
     return pc.subtract(local, shift).cast(ARROW_TYPES["timestamp"])
+
+
+def _raw(records: Sequence[Mapping[str, Any]], source: str, soap: bool) -> list[Any]:
+    """The values of one column: a property of SOAP rows, or a dotted path into REST items."""
+    if isinstance(records, Rows):
+        return records.columns.get(source) or [None] * len(records)
+    if soap:
+        return [record.get(source) for record in records]
+    return _dig_all(records, source)
 
 
 def _dig_all(records: Sequence[Mapping[str, Any]], path: str) -> list[Any]:
