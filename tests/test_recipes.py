@@ -7,10 +7,12 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import duckdb
 import pytest
 
+from sfmc_source import workers
 from sfmc_source.emulator import Emulator, Sizes
 
 RECIPES = Path(__file__).parents[1] / "recipes"
@@ -39,21 +41,44 @@ def sfmc_env(
     return warehouse
 
 
+@pytest.fixture
+def pages_read_by_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every SOAP page, however small, read by a worker process (``workers.PageParser``) as a
+    large one is: the list of the pages worker processes read."""
+    read: list[int] = []
+    ask = workers._Worker.ask
+
+    def counted(worker: workers._Worker, request: tuple[bytes, list[str], str | None]) -> Any:
+        answer = ask(worker, request)
+        if answer is not None:
+            read.append(len(request[0]))
+        return answer
+
+    monkeypatch.setattr(workers, "ELSEWHERE_ABOVE", 0)
+    monkeypatch.setattr(workers._Worker, "ask", counted)
+    return read
+
+
 def lists_in(warehouse: Path) -> int:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return int(con.sql("select count(*) from sfmc.lists").fetchall()[0][0])
 
 
-def test_the_airflow_dag_is_built_and_its_task_syncs(sfmc_env: Path) -> None:
+def test_the_airflow_dag_is_built_and_its_task_syncs(
+    sfmc_env: Path, pages_read_by_workers: list[int]
+) -> None:
     dag = load("airflow_dag").sfmc_dag
     assert dag.dag_id == "sfmc_source"
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert [task.task_id for task in dag.tasks] == ["sync"]
     rows = dag.get_task("sync").python_callable()
     assert rows["lists"] == 4 and lists_in(sfmc_env) == 4
+    assert pages_read_by_workers  # worker processes run inside an Airflow task
 
 
-def test_the_dagster_asset_materializes_on_its_schedule(sfmc_env: Path) -> None:
+def test_the_dagster_asset_materializes_on_its_schedule(
+    sfmc_env: Path, pages_read_by_workers: list[int]
+) -> None:
     import dagster
 
     recipe = load("dagster_assets")
@@ -64,6 +89,7 @@ def test_the_dagster_asset_materializes_on_its_schedule(sfmc_env: Path) -> None:
     [materialization] = result.asset_materializations_for_node("sfmc_tables")
     assert materialization.metadata["lists"].value == 4
     assert lists_in(sfmc_env) == 4
+    assert pages_read_by_workers  # and inside a Dagster run
 
 
 def test_the_systemd_units_sync_every_three_hours() -> None:

@@ -40,6 +40,7 @@ from sfmc_source.errors import (
     Stopped,
     TransientError,
 )
+from sfmc_source.workers import PageParser, default_workers
 
 USER_AGENT = f"sfmc-source/{__version__}"
 MAX_RETRY_AFTER = 300.0
@@ -116,7 +117,9 @@ class Throttle:
 
 class SfmcClient:
     """Authenticated REST and SOAP calls against one business unit, ``concurrency`` at most
-    at a time (fewer while SFMC throttles); clients given one ``throttle`` share it."""
+    at a time (fewer while SFMC throttles); clients given one ``throttle`` share it. Large
+    SOAP pages are read by ``parse_workers`` worker processes (one where there is a core to
+    spare: ``workers.default_workers``)."""
 
     def __init__(
         self,
@@ -126,6 +129,7 @@ class SfmcClient:
         transport: httpx.BaseTransport | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         throttle: Throttle | None = None,
+        parse_workers: int | None = None,
     ) -> None:
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
@@ -143,8 +147,11 @@ class SfmcClient:
         self._business_unit_id = credentials.account_id
         # Asked before each request: once it says so, none is sent (Stopped is raised).
         self.stop: Callable[[], bool] = _never
+        workers = default_workers() if parse_workers is None else parse_workers
+        self.parser = PageParser(workers)
 
     def close(self) -> None:
+        self.parser.close()
         self.http.close()
 
     def secrets(self) -> list[str]:

@@ -145,7 +145,9 @@ class _Retrieval:
                 content = call("Retrieve", envelope, self.what, self.label, tries=1)
             except TransientError as exc:
                 raise _LostContinuation(str(exc)) from exc
-        page = soap.parse_retrieve(content, self.properties, object_type=self.object_type)
+        page = self.client.parser.parse_retrieve(
+            content, self.properties, object_type=self.object_type
+        )
         if request_id is not None and page.status.startswith(EXPIRED_CONTINUATION):
             raise _LostContinuation(page.status)
         soap.raise_for_status(page, self.object_type)
