@@ -63,6 +63,14 @@ def test_a_small_page_is_read_here(parser: PageParser) -> None:
     assert parser._running == []
 
 
+def test_a_page_too_large_for_one_tree_is_read_here(
+    parser: PageParser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(soap, "STREAM_ABOVE", len(LARGE) - 1)  # streamed: wide rows
+    assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
+    assert parser._running == []
+
+
 def test_a_worker_raises_the_error_this_process_would(parser: PageParser) -> None:
     cut = LARGE[: len(LARGE) - 100]
     with pytest.raises(ResponseError) as here:

@@ -271,7 +271,7 @@ class SfmcClient:
         properties: Sequence[str],
         where: soap.Filter | None = None,
         label: str = "",
-    ) -> Iterator[list[dict[str, str | None]]]:
+    ) -> Iterator[soap.Rows]:
         """Every row of a SOAP Retrieve, one page at a time (``paging.soap_pages``)."""
         from sfmc_source.paging import soap_pages
 

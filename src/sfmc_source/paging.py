@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 50
 EXPIRED_CONTINUATION = "The RequestID sent through ContinueRequest does not exist"
-Rows = list[dict[str, str | None]]
+Rows = soap.Rows  # a page's rows, column by column
 
 
 def rest_pages(
@@ -124,7 +124,7 @@ class _Retrieval:
             page = self.fetch(None)
             while True:
                 following = ahead.submit(self.fetch, page.request_id) if page.more else None
-                yield page.rows
+                yield page.columns
                 if following is None:
                     return
                 page = following.result()

@@ -1,10 +1,12 @@
 """Reading SOAP pages in worker processes beside the one that fetches and loads them.
 
 At 0 ms of latency a sync is bound by one core, and reading SOAP takes about half of it
-(README.md#performance). A ``PageParser`` hands each page of ``ELSEWHERE_ABOVE`` bytes or more
-to a worker, a ``python -m sfmc_source.workers`` child that reads pickled pages on its stdin
+(README.md#performance). A ``PageParser`` hands a page of ``ELSEWHERE_ABOVE`` bytes or more to
+an idle worker, a ``python -m sfmc_source.workers`` child that reads pickled pages on its stdin
 and answers ``soap.parse_retrieve``'s page (or its error) on its stdout, while this process
-goes on loading. Smaller pages are read here: a worker would cost more than it saves.
+goes on loading; while every worker is busy, pages are read here, so both cores read. Smaller
+pages are read here too, a worker would cost more than it saves, and so are pages streamed
+(over ``soap.STREAM_ABOVE``): those of wide rows, whose cost is memory, which a worker doubles.
 
 Not ``multiprocessing``: its spawned workers import the caller's main module again (an Airflow
 or Dagster command, a user's script), its forked ones inherit the locks of running threads,
@@ -43,21 +45,21 @@ def default_workers() -> int:
 
 
 class PageParser:
-    """``soap.parse_retrieve`` for the threads of one client, up to ``workers`` pages at a
-    time in worker processes, started when the first large page comes."""
+    """``soap.parse_retrieve`` for the threads of one client: up to ``workers`` large pages at
+    a time in worker processes (started when the first comes), the others in this process."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers if _can_start_python() else 0
         self._idle: list[_Worker] = []
         self._running: list[_Worker] = []
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def parse_retrieve(
         self, content: bytes, properties: Sequence[str], *, object_type: str | None = None
     ) -> soap.RetrievePage:
         """The page, read by a worker when it is large and one runs or can start; its error
         (a ``ResponseError``) raised here."""
-        worker = self._take() if len(content) >= ELSEWHERE_ABOVE else None
+        worker = self._take() if ELSEWHERE_ABOVE <= len(content) <= soap.STREAM_ABOVE else None
         if worker is not None:
             answer = worker.ask((content, list(properties), object_type))
             self._give_back(worker, alive=answer is not None)
@@ -71,39 +73,35 @@ class PageParser:
 
     def close(self) -> None:
         """Stop the workers; pages read after this are read here."""
-        with self._changed:
+        with self._lock:
             self.workers = 0
             stopping, self._idle = self._idle, []
             self._running = [w for w in self._running if w not in stopping]
-            self._changed.notify_all()
         for worker in stopping:
             worker.stop()
 
     def _take(self) -> _Worker | None:
-        """An idle worker, else a new one while fewer than ``workers`` run, else the next to
-        come back; ``None`` when none can run."""
-        with self._changed:
-            while True:
-                if self._idle:
-                    return self._idle.pop()
-                if len(self._running) < self.workers:
-                    worker = _Worker()
-                    self._running.append(worker)
-                    return worker
-                if not self._running or not self.workers:
-                    return None
-                self._changed.wait()
+        """An idle worker, else a new one while fewer than ``workers`` run; ``None`` while all
+        are busy: the page is read here meanwhile, so both this process and the workers read."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            if len(self._running) < self.workers:
+                worker = _Worker()
+                self._running.append(worker)
+                return worker
+            return None
 
     def _give_back(self, worker: _Worker, alive: bool) -> None:
         """A worker done with its page; one that died is not replaced."""
-        with self._changed:
-            if alive and self.workers:
+        with self._lock:
+            keep = alive and self.workers > 0
+            if keep:
                 self._idle.append(worker)
             else:
                 self._running.remove(worker)
                 self.workers = min(self.workers, len(self._running))
-            self._changed.notify()
-        if not (alive and self.workers):
+        if not keep:
             worker.stop()
 
 
