@@ -118,8 +118,8 @@ class Throttle:
 class SfmcClient:
     """Authenticated REST and SOAP calls against one business unit, ``concurrency`` at most
     at a time (fewer while SFMC throttles); clients given one ``throttle`` share it. Large
-    SOAP pages are read by ``parse_workers`` worker processes (one where there is a core to
-    spare: ``workers.default_workers``)."""
+    SOAP pages are read in worker processes by the ``parser``, which clients may share too
+    (whoever made it closes it); by default each has its own, of ``default_workers``."""
 
     def __init__(
         self,
@@ -129,7 +129,7 @@ class SfmcClient:
         transport: httpx.BaseTransport | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         throttle: Throttle | None = None,
-        parse_workers: int | None = None,
+        parser: PageParser | None = None,
     ) -> None:
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
@@ -147,11 +147,12 @@ class SfmcClient:
         self._business_unit_id = credentials.account_id
         # Asked before each request: once it says so, none is sent (Stopped is raised).
         self.stop: Callable[[], bool] = _never
-        workers = default_workers() if parse_workers is None else parse_workers
-        self.parser = PageParser(workers)
+        self.parser = parser or PageParser(default_workers())
+        self._own_parser = parser is None
 
     def close(self) -> None:
-        self.parser.close()
+        if self._own_parser:
+            self.parser.close()
         self.http.close()
 
     def secrets(self) -> list[str]:
