@@ -4,6 +4,7 @@ real sync against the emulator."""
 from __future__ import annotations
 
 import importlib.util
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -43,10 +44,10 @@ def sfmc_env(
 
 @pytest.fixture
 def pages_read_by_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every SOAP page, however small, read by a worker process (``workers.PageParser``) as a
-    large one is: the list of the pages worker processes read."""
+    """Every SOAP page, however small, read by a worker process (``workers.PageParser``), each
+    waiting for one to be free: the list of the pages workers read."""
     read: list[int] = []
-    ask = workers._Worker.ask
+    ask, take = workers._Worker.ask, workers.PageParser._take
 
     def counted(worker: workers._Worker, request: tuple[bytes, list[str], str | None]) -> Any:
         answer = ask(worker, request)
@@ -54,8 +55,16 @@ def pages_read_by_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             read.append(len(request[0]))
         return answer
 
+    def waiting(parser: workers.PageParser) -> workers._Worker | None:
+        deadline = time.monotonic() + 60
+        while (found := take(parser)) is None and parser.workers:
+            assert time.monotonic() < deadline, "no worker came free"
+            time.sleep(0.01)
+        return found
+
     monkeypatch.setattr(workers, "ELSEWHERE_ABOVE", 0)
     monkeypatch.setattr(workers._Worker, "ask", counted)
+    monkeypatch.setattr(workers.PageParser, "_take", waiting)
     return read
 
 

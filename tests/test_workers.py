@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,15 +33,27 @@ def parser() -> Iterator[PageParser]:
     pages.close()
 
 
-def read_by_workers(parser: PageParser) -> list[workers._Worker]:
-    return [w for w in parser._running if w.greeted]
+def started(parser: PageParser) -> workers._Worker:
+    """The worker a first large page starts (the page itself is read here), once it is
+    ready for the next."""
+    first = parser.parse_retrieve(LARGE, PROPERTIES)
+    assert first.rows[2]["ID"] == "2"
+    deadline = time.monotonic() + 60
+    while not parser._idle:
+        assert time.monotonic() < deadline, "the worker never greeted"
+        time.sleep(0.01)
+    [worker] = parser._idle
+    assert worker.answered == 0
+    return worker
 
 
 def test_a_large_page_is_read_by_a_worker_as_this_process_reads_it(parser: PageParser) -> None:
     assert len(LARGE) >= ELSEWHERE_ABOVE
+    worker = started(parser)
 
     page = parser.parse_retrieve(LARGE, PROPERTIES, object_type="List")
 
+    assert worker.answered == 1
     here = soap.parse_retrieve(LARGE, PROPERTIES, object_type="List")
     assert (page.status, page.request_id, page.rows) == (here.status, here.request_id, here.rows)
     assert page.rows[1] == {
@@ -50,7 +63,6 @@ def test_a_large_page_is_read_by_a_worker_as_this_process_reads_it(parser: PageP
         "Client.ID": "7",
         "SubscriberID": "1",
     }
-    [worker] = read_by_workers(parser)
     parser.close()
     assert worker.process is not None and worker.process.returncode == 0
 
@@ -60,68 +72,90 @@ def test_a_small_page_is_read_here(parser: PageParser) -> None:
     assert (
         parser.parse_retrieve(small, PROPERTIES).rows == soap.parse_retrieve(small, PROPERTIES).rows
     )
-    assert parser._running == []
+    assert parser._started == []
 
 
 def test_a_page_too_large_for_one_tree_is_read_here(
     parser: PageParser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    worker = started(parser)
     monkeypatch.setattr(soap, "STREAM_ABOVE", len(LARGE) - 1)  # streamed: wide rows
     assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
-    assert parser._running == []
+    assert worker.answered == 0
+
+
+def test_a_page_is_read_here_while_the_worker_is_busy(parser: PageParser) -> None:
+    worker = started(parser)
+    assert parser._take() is worker  # busy with another page
+    assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
+    assert worker.answered == 0
+    parser._settle(worker, ready=True)
+    parser.parse_retrieve(LARGE, PROPERTIES)
+    assert worker.answered == 1
 
 
 def test_a_worker_raises_the_error_this_process_would(parser: PageParser) -> None:
+    worker = started(parser)
     cut = LARGE[: len(LARGE) - 100]
     with pytest.raises(ResponseError) as here:
         soap.parse_retrieve(cut, PROPERTIES, object_type="List")
     with pytest.raises(ResponseError) as there:
         parser.parse_retrieve(cut, PROPERTIES, object_type="List")
     assert str(there.value) == str(here.value)
-    assert read_by_workers(parser)  # and it is still there for the next page
+    assert worker.answered == 1
+    assert parser._idle == [worker]  # and it is there for the next page
 
 
 def test_pages_are_read_here_when_no_worker_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "executable", str(Path(sys.executable).parent / "python-missing"))
     parser = PageParser(1)
     try:
-        assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
-        assert (parser.workers, parser._running) == (0, [])
+        for _ in range(3):
+            assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
+        assert (parser.workers, parser._started) == (0, [])
     finally:
         parser.close()
 
 
-def test_a_worker_reading_with_another_soap_module_is_not_asked(
-    parser: PageParser, monkeypatch: pytest.MonkeyPatch
+def test_a_worker_reading_with_another_soap_module_is_never_asked(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(workers, "_SOAP_MODULE", "/elsewhere/sfmc_source/soap.py")
-    assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
-    assert (parser.workers, parser._running) == (0, [])
+    parser = PageParser(1)
+    try:
+        assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
+        deadline = time.monotonic() + 60
+        while parser.workers:  # until it has greeted, and been sent away
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert parser._started == []
+    finally:
+        parser.close()
 
 
 def test_a_worker_that_dies_leaves_its_pages_to_this_process(parser: PageParser) -> None:
-    parser.parse_retrieve(LARGE, PROPERTIES)
-    [worker] = read_by_workers(parser)
+    worker = started(parser)
     assert worker.process is not None
     worker.process.kill()
     worker.process.wait()
 
     assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
-    assert (parser.workers, parser._running) == (0, [])
+    assert (parser.workers, parser._started) == (0, [])
 
 
 def test_a_worker_leaves_stop_signals_to_its_parent(parser: PageParser) -> None:
-    parser.parse_retrieve(LARGE, PROPERTIES)
-    [worker] = read_by_workers(parser)
+    worker = started(parser)
     assert worker.process is not None
     worker.process.send_signal(signal.SIGINT)  # as a Ctrl-C reaches the whole process group
     worker.process.send_signal(signal.SIGTERM)  # as systemd stops the whole unit
 
     assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
-    assert read_by_workers(parser) == [worker]
+    assert worker.answered == 1
 
 
 def test_a_closed_parser_reads_pages_here(parser: PageParser) -> None:
+    worker = started(parser)
     parser.close()
     assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
-    assert parser._running == []
+    assert worker.answered == 0
+    assert worker.process is not None and worker.process.returncode == 0

@@ -4,9 +4,10 @@ At 0 ms of latency a sync is bound by one core, and reading SOAP takes about hal
 (README.md#performance). A ``PageParser`` hands a page of ``ELSEWHERE_ABOVE`` bytes or more to
 an idle worker, a ``python -m sfmc_source.workers`` child that reads pickled pages on its stdin
 and answers ``soap.parse_retrieve``'s page (or its error) on its stdout, while this process
-goes on loading; while every worker is busy, pages are read here, so both cores read. Smaller
-pages are read here too, a worker would cost more than it saves, and so are pages streamed
-(over ``soap.STREAM_ABOVE``): those of wide rows, whose cost is memory, which a worker doubles.
+goes on loading. Until a worker has started, and while every worker is busy, pages are read
+here, so both cores read. Smaller pages are read here too (a worker would cost more than it
+saves), and so are pages streamed (over ``soap.STREAM_ABOVE``): those of wide rows, whose cost
+is memory, which a worker would double.
 
 Not ``multiprocessing``: its spawned workers import the caller's main module again (an Airflow
 or Dagster command, a user's script), its forked ones inherit the locks of running threads,
@@ -46,23 +47,25 @@ def default_workers() -> int:
 
 class PageParser:
     """``soap.parse_retrieve`` for the threads of one client: up to ``workers`` large pages at
-    a time in worker processes (started when the first comes), the others in this process."""
+    a time in worker processes, the others in this process. The first large page starts a
+    worker, which joins once it has said which ``soap`` it reads with; pages that come before
+    then, or while every worker is busy, are read here, so this process reads too."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers if _can_start_python() else 0
         self._idle: list[_Worker] = []
-        self._running: list[_Worker] = []
+        self._started: list[_Worker] = []  # idle, busy, or not yet heard from
         self._lock = threading.Lock()
 
     def parse_retrieve(
         self, content: bytes, properties: Sequence[str], *, object_type: str | None = None
     ) -> soap.RetrievePage:
-        """The page, read by a worker when it is large and one runs or can start; its error
-        (a ``ResponseError``) raised here."""
+        """The page, read by an idle worker when it is large; its error (a ``ResponseError``)
+        raised here."""
         worker = self._take() if ELSEWHERE_ABOVE <= len(content) <= soap.STREAM_ABOVE else None
         if worker is not None:
             answer = worker.ask((content, list(properties), object_type))
-            self._give_back(worker, alive=answer is not None)
+            self._settle(worker, ready=answer is not None)
             if answer is not None:
                 page, error = answer
                 if error is not None:
@@ -72,47 +75,55 @@ class PageParser:
         return soap.parse_retrieve(content, properties, object_type=object_type)
 
     def close(self) -> None:
-        """Stop the workers; pages read after this are read here."""
+        """Stop the workers (a busy one once it has answered); pages are read here after."""
         with self._lock:
             self.workers = 0
             stopping, self._idle = self._idle, []
-            self._running = [w for w in self._running if w not in stopping]
+            self._started = [w for w in self._started if w not in stopping]
         for worker in stopping:
             worker.stop()
 
     def _take(self) -> _Worker | None:
-        """An idle worker, else a new one while fewer than ``workers`` run; ``None`` while all
-        are busy: the page is read here meanwhile, so both this process and the workers read."""
+        """An idle worker; else ``None`` (the page is read here), having started a worker for
+        the pages to come while fewer than ``workers`` run."""
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-            if len(self._running) < self.workers:
-                worker = _Worker()
-                self._running.append(worker)
-                return worker
-            return None
+            if len(self._started) >= self.workers:
+                return None
+            worker = _Worker()
+            self._started.append(worker)
+        greet = threading.Thread(
+            target=lambda: self._settle(worker, ready=worker.greet()),
+            name="sfmc-source-worker",
+            daemon=True,
+        )
+        greet.start()
+        return None
 
-    def _give_back(self, worker: _Worker, alive: bool) -> None:
-        """A worker done with its page; one that died is not replaced."""
+    def _settle(self, worker: _Worker, ready: bool) -> None:
+        """A worker that greeted or answered waits for the next page; one that did not (dead,
+        or with another ``soap``), or of a closed parser, is stopped and not replaced."""
         with self._lock:
-            keep = alive and self.workers > 0
+            keep = ready and self.workers > 0
             if keep:
                 self._idle.append(worker)
-            else:
-                self._running.remove(worker)
-                self.workers = min(self.workers, len(self._running))
+            elif worker in self._started:
+                self._started.remove(worker)
+                self.workers = min(self.workers, len(self._started))
         if not keep:
             worker.stop()
 
 
 class _Worker:
-    """One worker process, asked one page at a time. Its first words name the ``soap`` module
-    it reads pages with; one that reads them with another (an older install) is not asked."""
+    """One worker process, asked one page at a time once it has greeted: its first words name
+    the ``soap`` module it reads pages with, and one with another (an older install) is not
+    asked."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
-        self.greeted = False
-        with contextlib.suppress(OSError):  # asked, it answers None: its pages are read here
+        self.answered = 0
+        with contextlib.suppress(OSError):  # it never greets: pages are read here
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sfmc_source.workers"],
                 stdin=subprocess.PIPE,
@@ -120,24 +131,31 @@ class _Worker:
                 stderr=subprocess.DEVNULL,
             )
 
-    def ask(self, request: tuple[bytes, list[str], str | None]) -> _Answer | None:
-        """The worker's answer, or ``None`` if it cannot give one (it did not start, reads
-        pages with another ``soap``, died, or answered nonsense)."""
+    def greet(self) -> bool:
+        """Whether the worker started and reads pages with this process's ``soap``."""
         process = self.process
-        if process is None or process.stdin is None or process.stdout is None:
-            return None
+        if process is None or process.stdout is None:
+            return False
         try:
-            if not self.greeted:
-                self.greeted = pickle.load(process.stdout) == _SOAP_MODULE
-                if not self.greeted:
-                    return None
+            return bool(pickle.load(process.stdout) == _SOAP_MODULE)
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+            return False
+
+    def ask(self, request: tuple[bytes, list[str], str | None]) -> _Answer | None:
+        """The worker's answer, or ``None`` if it cannot give one (it died, or answered
+        nonsense)."""
+        process = self.process
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        try:
             pickle.dump(request, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             process.stdin.flush()
             answer: Any = pickle.load(process.stdout)  # our own child's
         except (OSError, EOFError, pickle.UnpicklingError, ValueError):
             return None
-        ok = isinstance(answer, tuple) and len(answer) == 2
-        return answer if ok else None
+        if not (isinstance(answer, tuple) and len(answer) == 2):
+            return None
+        self.answered += 1
+        return answer
 
     def stop(self) -> None:
         """End the worker: its stdin closed, it returns; one that does not is killed."""
