@@ -118,7 +118,7 @@ class RecordingClient(SfmcClient):
         self.noted = threading.Lock()
 
     def retrieve(  # type: ignore[override]  # rows as lists of dicts
-        self, object_type: str, properties: Sequence[str], where: Any, label: str
+        self, object_type: str, properties: Sequence[str], where: Any, label: str, ahead: bool
     ) -> Iterator[list[dict[str, str | None]]]:
         with self.noted:
             self.filters.append(where)

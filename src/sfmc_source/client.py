@@ -272,11 +272,12 @@ class SfmcClient:
         properties: Sequence[str],
         where: soap.Filter | None = None,
         label: str = "",
+        ahead: bool = True,
     ) -> Iterator[soap.Rows]:
         """Every row of a SOAP Retrieve, one page at a time (``paging.soap_pages``)."""
         from sfmc_source.paging import soap_pages
 
-        return soap_pages(self, object_type, properties, where, label)
+        return soap_pages(self, object_type, properties, where, label, ahead)
 
     def describe(self, object_type: str, label: str = "") -> dict[str, soap.DescribedProperty]:
         envelope = soap.describe_envelope(TOKEN_PLACEHOLDER, object_type)

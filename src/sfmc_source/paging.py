@@ -80,8 +80,10 @@ def soap_pages(
     properties: Sequence[str],
     where: soap.Filter | None = None,
     label: str = "",
+    ahead: bool = True,
 ) -> Iterator[Rows]:
-    """Every row of a SOAP Retrieve, one page (≤ 2,500 rows) at a time.
+    """Every row of a SOAP Retrieve, one page (≤ 2,500 rows) at a time; with ``ahead``, the
+    next page is fetched while the caller handles one.
 
     A ``ContinueRequest`` that fails is never sent again: SFMC may already have served its
     page, and the next answer would silently skip it. The Retrieve starts over instead (a
@@ -89,9 +91,10 @@ def soap_pages(
     primary key.
     """
     retrieval = _Retrieval(client, object_type, properties, where, label)
+    pages = retrieval.pages if ahead else retrieval.pages_in_turn
     for restart in range(1, client.retry.tries + 1):
         try:
-            yield from retrieval.pages()
+            yield from pages()
             return
         except _LostContinuation as lost:
             reason = str(lost)
@@ -128,6 +131,16 @@ class _Retrieval:
                 if following is None:
                     return
                 page = following.result()
+
+    def pages_in_turn(self) -> Iterator[Rows]:
+        """The pages of one Retrieve, each fetched once the caller is done with the one
+        before: for Retrieves read side by side, which overlap fetching and loading already
+        and would each hold one page more."""
+        page = self.fetch(None)
+        yield page.columns
+        while page.more:
+            page = self.fetch(page.request_id)
+            yield page.columns
 
     def fetch(self, request_id: str | None) -> soap.RetrievePage:
         envelope = soap.retrieve_envelope(

@@ -250,12 +250,15 @@ class Reader:
         natural = replace(collection, columns=collection.columns[1:], primary_key=EVENT_KEY_PARTS)
         schema = rows.arrow_schema(collection)
 
+        spans = event_windows(since, now, backfill, self.client.throttle.limit)
+        alone = len(spans) == 1  # windows read side by side fetch no page ahead
+
         def window(span: Window) -> Iterator[Table]:
-            pages = self._retrieve(natural, _dated(*span), refused, retrieval, stamp=False)
+            where = _dated(*span)
+            pages = self._retrieve(natural, where, refused, retrieval, stamp=False, ahead=alone)
             for page in pages:
                 yield self._stamped(_with_event_key(page, collection).cast(schema))
 
-        spans = event_windows(since, now, backfill, self.client.throttle.limit)
         return self.client.interleave(window, spans)
 
     def _retrieve(
@@ -265,10 +268,12 @@ class Reader:
         refused: Sequence[str],
         learned: Retrieval,
         stamp: bool = True,
+        ahead: bool = True,
     ) -> Iterator[Table]:
         """Every page of a Retrieve of ``collection``'s properties but the refused ones (those
-        given and those ``learned`` so far). When SFMC refuses another by name, it is
-        ``learned`` and the Retrieve starts over; a refused key property is an error."""
+        given and those ``learned`` so far), the next fetched while one is handled if
+        ``ahead``. When SFMC refuses another by name, it is ``learned`` and the Retrieve
+        starts over; a refused key property is an error."""
         assert isinstance(collection.source, Soap)
         sources = [c.source for c in collection.columns]
         keys = {c.source for c in collection.columns if c.name in collection.primary_key}
@@ -276,7 +281,7 @@ class Reader:
             wanted = [p for p in sources if p not in refused and p not in learned.refused]
             try:
                 pages = self.client.retrieve(
-                    collection.source.object, wanted, where, collection.name
+                    collection.source.object, wanted, where, collection.name, ahead
                 )
                 for page in pages:
                     shaped = rows.table(collection, page, soap=True, naive_zone=self.naive_zone)

@@ -208,11 +208,11 @@ class Rows(Sequence[Row]):
 
     def array(self, name: str) -> pa.StringArray | None:
         """The values of property ``name`` as Arrow text; ``None`` if it was not requested."""
-        if name not in self._arrays:
-            if self._columns is None or name not in self._columns:
-                return None
-            self._arrays[name] = pa.array(self._columns[name], pa.string())
-        return self._arrays[name]
+        if name in self._arrays:
+            return self._arrays[name]
+        if self._columns is None or name not in self._columns:
+            return None
+        return pa.array(self._columns[name], pa.string())  # not kept: the caller keeps it
 
     def __getstate__(self) -> dict[str, Any]:
         names = list(self._arrays if self._columns is None else self._columns)
