@@ -9,6 +9,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -385,6 +386,24 @@ def test_interleave_raises_a_failure_once_the_others_stopped_at_their_next_resul
     assert produced.closed == {1, 2}
     assert len(produced.results) - failed_after[0] <= 2
     assert not interleaving_threads()
+
+
+def test_interleavings_behind_one_throttle_read_at_most_twice_its_limit_items_at_once(
+    offline: Callable[[int], SfmcClient],
+) -> None:
+    client, in_flight = offline(2), InFlight()
+
+    def item(n: int) -> Iterator[int]:
+        with in_flight:
+            for k in range(3):
+                time.sleep(0.005)
+                yield k
+
+    with ThreadPoolExecutor(3) as pool:  # three collections read at once, say
+        read = list(pool.map(lambda _: len(list(client.interleave(item, range(8)))), range(3)))
+
+    assert read == [24, 24, 24]
+    assert 2 <= in_flight.most <= 2 * 2
 
 
 def test_closing_an_interleaving_stops_its_items(offline: Callable[[int], SfmcClient]) -> None:

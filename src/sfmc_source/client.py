@@ -89,7 +89,11 @@ class RetryPolicy:
 
 class Throttle:
     """How many API requests may be in flight: at most ``limit``. Each 429 halves the
-    allowance; as many successes in a row as the allowance win one more slot back."""
+    allowance; as many successes in a row as the allowance win one more slot back.
+
+    ``readers`` bounds the chains of requests (the items of ``SfmcClient.interleave``, of
+    every collection) read at once to twice ``limit``: enough that pages are read while
+    others are fetched; each holds a page or two in memory, and more would only wait."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -97,6 +101,7 @@ class Throttle:
         self.limit = self.allowed = limit
         self._in_flight = self._streak = 0
         self._changed = threading.Condition()
+        self.readers = threading.BoundedSemaphore(2 * limit)
 
     def acquire(self) -> None:
         with self._changed:
@@ -208,7 +213,7 @@ class SfmcClient:
             for item in items:
                 yield from produce(item)
             return
-        flow = _Interleaving(produce, items, workers)
+        flow = _Interleaving(produce, items, workers, self.throttle.readers)
         try:
             yield from flow.results()
         finally:
@@ -366,9 +371,13 @@ class _Interleaving:
     ``produce`` yields for it to a short queue, checking between results whether to stop."""
 
     def __init__(
-        self, produce: Callable[[Any], Iterable[Any]], items: Sequence[Any], workers: int
+        self,
+        produce: Callable[[Any], Iterable[Any]],
+        items: Sequence[Any],
+        workers: int,
+        readers: threading.BoundedSemaphore,
     ) -> None:
-        self.produce = produce
+        self.produce, self.readers = produce, readers
         self.items: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for item in items:
             self.items.put(item)
@@ -408,7 +417,12 @@ class _Interleaving:
                     item = self.items.get_nowait()
                 except queue.Empty:
                     break
-                self._read(item)
+                if not self._reader():
+                    break
+                try:
+                    self._read(item)
+                finally:
+                    self.readers.release()
         except BaseException as exc:
             self.failure = self.failure or exc
             self.stopped.set()
@@ -424,6 +438,13 @@ class _Interleaving:
             close = getattr(results, "close", None)
             if close is not None:
                 close()
+
+    def _reader(self) -> bool:
+        """A slot among the throttle's ``readers``; ``False`` once told to stop."""
+        while not self.readers.acquire(timeout=_POLL):
+            if self.stopped.is_set():
+                return False
+        return True
 
     def _offer(self, entry: tuple[bool, Any]) -> bool:
         """Queue ``entry`` for the caller; ``False`` once told to stop."""

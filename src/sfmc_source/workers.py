@@ -18,6 +18,7 @@ start, or dies, leaves its pages to this process, which reads them the same way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import signal
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,15 +49,20 @@ def default_workers() -> int:
 
 class PageParser:
     """``soap.parse_retrieve`` for the threads of one client: up to ``workers`` large pages at
-    a time in worker processes, the others in this process. The first large page starts a
-    worker, which joins once it has said which ``soap`` it reads with; pages that come before
-    then, or while every worker is busy, are read here, so this process reads too."""
+    a time in worker processes, the others in this process, large ones by one thread. The
+    first large page starts a worker, which joins once it has said which ``soap`` it reads
+    with; pages that come before then, or while every worker is busy, are read here, so this
+    process reads too."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers if _can_start_python() else 0
         self._idle: list[_Worker] = []
         self._started: list[_Worker] = []  # idle, busy, or not yet heard from
         self._lock = threading.Lock()
+        # Large pages are read here by one thread: a page's tree takes ten times its bytes,
+        # which the allocator keeps for the thread that read it, and reading holds the GIL,
+        # so more threads would cost memory and gain nothing.
+        self._here = ThreadPoolExecutor(1, thread_name_prefix="sfmc-source-read")
 
     def parse_retrieve(
         self, content: bytes, properties: Sequence[str], *, object_type: str | None = None
@@ -72,7 +79,14 @@ class PageParser:
                     raise ResponseError(error)
                 assert page is not None
                 return page
-        return soap.parse_retrieve(content, properties, object_type=object_type)
+        read = functools.partial(soap.parse_retrieve, content, properties, object_type=object_type)
+        if len(content) < ELSEWHERE_ABOVE:
+            return read()
+        try:
+            reading = self._here.submit(read)
+        except RuntimeError:  # closed: read on this thread
+            return read()
+        return reading.result()
 
     def close(self) -> None:
         """Stop the workers (a busy one once it has answered); pages are read here after."""
@@ -82,6 +96,7 @@ class PageParser:
             self._started = [w for w in self._started if w not in stopping]
         for worker in stopping:
             worker.stop()
+        self._here.shutdown()
 
     def _take(self) -> _Worker | None:
         """An idle worker; else ``None`` (the page is read here), having started a worker for
