@@ -3,8 +3,8 @@ real sync against the emulator."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -44,10 +44,10 @@ def sfmc_env(
 
 @pytest.fixture
 def pages_read_by_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every SOAP page, however small, read by a worker process (``workers.PageParser``), each
-    waiting for one to be free: the list of the pages workers read."""
+    """Every SOAP page, however small, read by a worker process (``workers.PageParser``), none
+    by this process: the list of the pages workers read."""
     read: list[int] = []
-    ask, take = workers._Worker.ask, workers.PageParser._take
+    ask, init = workers._Worker.ask, workers.PageParser.__init__
 
     def counted(worker: workers._Worker, request: tuple[bytes, list[str], str | None]) -> Any:
         answer = ask(worker, request)
@@ -55,16 +55,14 @@ def pages_read_by_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             read.append(len(request[0]))
         return answer
 
-    def waiting(parser: workers.PageParser) -> workers._Worker | None:
-        deadline = time.monotonic() + 60
-        while (found := take(parser)) is None and parser.workers:
-            assert time.monotonic() < deadline, "no worker came free"
-            time.sleep(0.01)
-        return found
+    def workers_only(parser: workers.PageParser, count: int) -> None:
+        init(parser, count)
+        parser._free.get_nowait()  # this process's reader: each page waits for a worker
+        parser._free.get = functools.partial(parser._free.get, timeout=60)  # type: ignore[method-assign]
 
     monkeypatch.setattr(workers, "ELSEWHERE_ABOVE", 0)
     monkeypatch.setattr(workers._Worker, "ask", counted)
-    monkeypatch.setattr(workers.PageParser, "_take", waiting)
+    monkeypatch.setattr(workers.PageParser, "__init__", workers_only)
     return read
 
 

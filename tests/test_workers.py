@@ -33,16 +33,20 @@ def parser() -> Iterator[PageParser]:
     pages.close()
 
 
+def free_workers(parser: PageParser) -> list[workers._Worker]:
+    return [reader for *_, reader in list(parser._free.queue) if reader is not None]
+
+
 def started(parser: PageParser) -> workers._Worker:
     """The worker a first large page starts (the page itself is read here), once it is
-    ready for the next."""
+    free for the next."""
     first = parser.parse_retrieve(LARGE, PROPERTIES)
     assert first.rows[2]["ID"] == "2"
     deadline = time.monotonic() + 60
-    while not parser._idle:
+    while not free_workers(parser):
         assert time.monotonic() < deadline, "the worker never greeted"
         time.sleep(0.01)
-    [worker] = parser._idle
+    [worker] = free_workers(parser)
     assert worker.answered == 0
     return worker
 
@@ -84,14 +88,21 @@ def test_a_page_too_large_for_one_tree_is_read_here(
     assert worker.answered == 0
 
 
-def test_a_page_is_read_here_while_the_worker_is_busy(parser: PageParser) -> None:
+def test_each_page_goes_to_the_first_free_reader_a_worker_first(parser: PageParser) -> None:
     worker = started(parser)
-    assert parser._take() is worker  # busy with another page
-    assert parser.parse_retrieve(LARGE, PROPERTIES).rows[2]["ID"] == "2"
-    assert worker.answered == 0
-    parser._settle(worker, ready=True)
+    parser.parse_retrieve(LARGE, PROPERTIES)
+    assert worker.answered == 1  # both free: the worker reads
+    busy = parser._free.get()
+    assert busy[-1] is worker  # while it reads another page, this process reads
     parser.parse_retrieve(LARGE, PROPERTIES)
     assert worker.answered == 1
+    parser._free.put(busy)
+    free, here = parser._free.get(), parser._free.get()
+    assert (free[-1], here[-1]) == (worker, None)
+    parser._free.put(free)  # while this process reads another page, the worker reads
+    parser.parse_retrieve(LARGE, PROPERTIES)
+    assert worker.answered == 2
+    parser._free.put(here)
 
 
 def test_a_worker_raises_the_error_this_process_would(parser: PageParser) -> None:
@@ -103,7 +114,7 @@ def test_a_worker_raises_the_error_this_process_would(parser: PageParser) -> Non
         parser.parse_retrieve(cut, PROPERTIES, object_type="List")
     assert str(there.value) == str(here.value)
     assert worker.answered == 1
-    assert parser._idle == [worker]  # and it is there for the next page
+    assert free_workers(parser) == [worker]  # and it is there for the next page
 
 
 def test_pages_are_read_here_when_no_worker_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,7 +139,7 @@ def test_a_worker_reading_with_another_soap_module_is_never_asked(
         while parser.workers:  # until it has greeted, and been sent away
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        assert parser._started == []
+        assert (parser._started, free_workers(parser)) == ([], [])
     finally:
         parser.close()
 

@@ -21,6 +21,7 @@ import contextlib
 import functools
 import os
 import pickle
+import queue
 import signal
 import subprocess
 import sys
@@ -33,6 +34,8 @@ from typing import IO, Any
 from sfmc_source import soap
 from sfmc_source.errors import ResponseError
 
+# This process's reader in the queue of free ones: after every worker.
+_HERE: tuple[int, int, None] = (1, 0, None)
 # Pages this long or longer are read by a worker (bytes): a page of 2,500 tracking events is
 # about 1 MB, and pickling the columns back costs a tenth of reading them.
 ELSEWHERE_ABOVE = 256 * 1024
@@ -48,86 +51,100 @@ def default_workers() -> int:
 
 
 class PageParser:
-    """``soap.parse_retrieve`` for the threads of one client: up to ``workers`` large pages at
-    a time in worker processes, the others in this process, large ones by one thread. The
-    first large page starts a worker, which joins once it has said which ``soap`` it reads
-    with; pages that come before then, or while every worker is busy, are read here, so this
-    process reads too."""
+    """``soap.parse_retrieve`` for the threads of one client. Each large page goes to the first
+    free reader: a worker process (up to ``workers``, preferred) or this process, which reads
+    one page at a time, on one thread. The first large page starts the workers; each joins
+    once it has said which ``soap`` it reads with."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers if _can_start_python() else 0
-        self._idle: list[_Worker] = []
-        self._started: list[_Worker] = []  # idle, busy, or not yet heard from
+        self._free: queue.PriorityQueue[tuple[int, int, _Worker | None]] = queue.PriorityQueue()
+        self._free.put(_HERE)
+        self._started: list[_Worker] = []  # free, busy, or not yet heard from
         self._lock = threading.Lock()
-        # Large pages are read here by one thread: a page's tree takes ten times its bytes,
-        # which the allocator keeps for the thread that read it, and reading holds the GIL,
-        # so more threads would cost memory and gain nothing.
+        self._closed = False
+        # This process's reader: one thread, for a page's tree takes ten times its bytes,
+        # which the allocator keeps for the thread that built it, and reading holds the GIL.
         self._here = ThreadPoolExecutor(1, thread_name_prefix="sfmc-source-read")
 
     def parse_retrieve(
         self, content: bytes, properties: Sequence[str], *, object_type: str | None = None
     ) -> soap.RetrievePage:
-        """The page, read by an idle worker when it is large; its error (a ``ResponseError``)
-        raised here."""
-        worker = self._take() if ELSEWHERE_ABOVE <= len(content) <= soap.STREAM_ABOVE else None
-        if worker is not None:
-            answer = worker.ask((content, list(properties), object_type))
-            self._settle(worker, ready=answer is not None)
-            if answer is not None:
-                page, error = answer
-                if error is not None:
-                    raise ResponseError(error)
-                assert page is not None
-                return page
+        """The page, read by the first free reader when it is large (here when small, or
+        streamed); its error (a ``ResponseError``) raised here."""
         read = functools.partial(soap.parse_retrieve, content, properties, object_type=object_type)
-        if len(content) < ELSEWHERE_ABOVE:
+        if self._closed or not ELSEWHERE_ABOVE <= len(content) <= soap.STREAM_ABOVE:
             return read()
-        try:
-            reading = self._here.submit(read)
-        except RuntimeError:  # closed: read on this thread
+        self._start_workers()
+        *_, worker = reader = self._free.get()
+        if worker is None:
+            try:
+                return self._here.submit(read).result()
+            finally:
+                self._free.put(reader)
+        answer = worker.ask((content, list(properties), object_type))
+        self._settle(worker, ready=answer is not None)
+        if answer is None:
             return read()
-        return reading.result()
+        page, error = answer
+        if error is not None:
+            raise ResponseError(error)
+        assert page is not None
+        return page
 
     def close(self) -> None:
-        """Stop the workers (a busy one once it has answered); pages are read here after."""
+        """Stop the workers (a busy one once it has answered); pages are read on the calling
+        thread after."""
         with self._lock:
-            self.workers = 0
-            stopping, self._idle = self._idle, []
-            self._started = [w for w in self._started if w not in stopping]
-        for worker in stopping:
+            self._closed = True
+        for worker in self._free_workers():
             worker.stop()
         self._here.shutdown()
 
-    def _take(self) -> _Worker | None:
-        """An idle worker; else ``None`` (the page is read here), having started a worker for
-        the pages to come while fewer than ``workers`` run."""
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            if len(self._started) >= self.workers:
-                return None
-            worker = _Worker()
-            self._started.append(worker)
-        greet = threading.Thread(
-            target=lambda: self._settle(worker, ready=worker.greet()),
-            name="sfmc-source-worker",
-            daemon=True,
-        )
-        greet.start()
-        return None
+    def _start_workers(self) -> None:
+        """Start the workers not yet started; each is free once it has greeted."""
+        while True:
+            with self._lock:
+                if len(self._started) >= self.workers or self._closed:
+                    return
+                worker = _Worker()
+                self._started.append(worker)
+            greet = threading.Thread(
+                target=self._greeted, args=(worker,), name="sfmc-source-worker", daemon=True
+            )
+            greet.start()
+
+    def _greeted(self, worker: _Worker) -> None:
+        self._settle(worker, ready=worker.greet())
 
     def _settle(self, worker: _Worker, ready: bool) -> None:
-        """A worker that greeted or answered waits for the next page; one that did not (dead,
-        or with another ``soap``), or of a closed parser, is stopped and not replaced."""
+        """A worker that greeted or answered is free for the next page; one that did not
+        (dead, or with another ``soap``), or of a closed parser, is stopped, not replaced."""
         with self._lock:
-            keep = ready and self.workers > 0
-            if keep:
-                self._idle.append(worker)
-            elif worker in self._started:
+            keep = ready and not self._closed
+            if not keep and worker in self._started:
                 self._started.remove(worker)
                 self.workers = min(self.workers, len(self._started))
-        if not keep:
+        if keep:
+            self._free.put((0, id(worker), worker))
+        else:
             worker.stop()
+
+    def _free_workers(self) -> list[_Worker]:
+        """The free workers, taken out of the queue (this process's reader left in it)."""
+        taken: list[_Worker] = []
+        while True:
+            try:
+                *_, worker = reader = self._free.get_nowait()
+            except queue.Empty:
+                break
+            if worker is None:
+                self._free.put(reader)
+                break  # the workers come first: none is left behind it
+            taken.append(worker)
+        with self._lock:
+            self._started = [w for w in self._started if w not in taken]
+        return taken
 
 
 class _Worker:
