@@ -4,6 +4,7 @@ test`, one task per business unit)."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -13,10 +14,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import duckdb
 import pytest
 
+from sfmc_source import workers
 from sfmc_source.destination import Warehouse
 from sfmc_source.emulator import Emulator, EmulatorConfig, Sizes
 from sfmc_source.errors import SyncBusy
@@ -54,6 +57,30 @@ def sfmc_env(
     return warehouse
 
 
+@pytest.fixture
+def pages_read_by_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every SOAP page, however small, read by a worker process (``workers.PageParser``), none
+    by this process: the list of the pages workers read."""
+    read: list[int] = []
+    ask, init = workers._Worker.ask, workers.PageParser.__init__
+
+    def counted(worker: workers._Worker, request: tuple[bytes, list[str], str | None]) -> Any:
+        answer = ask(worker, request)
+        if answer is not None:
+            read.append(len(request[0]))
+        return answer
+
+    def workers_only(parser: workers.PageParser, count: int) -> None:
+        init(parser, count)
+        parser._free.get_nowait()  # this process's reader: each page waits for a worker
+        parser._free.get = functools.partial(parser._free.get, timeout=60)  # type: ignore[method-assign]
+
+    monkeypatch.setattr(workers, "ELSEWHERE_ABOVE", 0)
+    monkeypatch.setattr(workers._Worker, "ask", counted)
+    monkeypatch.setattr(workers.PageParser, "__init__", workers_only)
+    return read
+
+
 def lists_in(warehouse: Path) -> int:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return int(con.sql("select count(*) from sfmc.lists").fetchall()[0][0])
@@ -72,13 +99,14 @@ def test_the_airflow_dag_maps_one_sync_task_over_the_business_units() -> None:
 
 
 def test_without_account_ids_the_airflow_dag_syncs_the_packages_own_unit(
-    sfmc_env: Path, monkeypatch: pytest.MonkeyPatch
+    sfmc_env: Path, monkeypatch: pytest.MonkeyPatch, pages_read_by_workers: list[int]
 ) -> None:
     monkeypatch.delenv("SFMC_ACCOUNT_IDS", raising=False)
     dag = load("airflow_dag").sfmc_dag
     assert dag.get_task("business_units").python_callable() == [None]
     rows = dag.get_task("sync_unit").python_callable(mid=None)
     assert rows["lists"] == 4 and lists_in(sfmc_env) == 4
+    assert pages_read_by_workers  # worker processes run inside an Airflow task
 
 
 @pytest.mark.parametrize("busy", [False, True], ids=["unit-unreachable", "unit-already-syncing"])
@@ -152,7 +180,9 @@ def test_the_airflow_dag_syncs_each_business_unit_in_its_own_task(
     assert emulator.app.log.token_requests == 2  # one token a task
 
 
-def test_the_dagster_asset_materializes_on_its_schedule(sfmc_env: Path) -> None:
+def test_the_dagster_asset_materializes_on_its_schedule(
+    sfmc_env: Path, pages_read_by_workers: list[int]
+) -> None:
     import dagster
 
     recipe = load("dagster_assets")
@@ -163,6 +193,7 @@ def test_the_dagster_asset_materializes_on_its_schedule(sfmc_env: Path) -> None:
     [materialization] = result.asset_materializations_for_node("sfmc_tables")
     assert materialization.metadata["lists"].value == 4
     assert lists_in(sfmc_env) == 4
+    assert pages_read_by_workers  # and inside a Dagster run
 
 
 def test_the_systemd_units_sync_every_three_hours() -> None:

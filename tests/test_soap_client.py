@@ -16,6 +16,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from sfmc_source import soap
 from sfmc_source.emulator import Emulator, EmulatorConfig, Faults, Sizes
 from sfmc_source.emulator.data import Fields
 from sfmc_source.errors import PermissionDenied, PropertyRefused, RequestRejected, ResponseError
@@ -502,6 +503,14 @@ ROW_RULES = [
 ]
 
 
+@pytest.fixture(params=["whole", "streamed"])
+def either_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages read as one tree, and (as pages over ``STREAM_ABOVE`` bytes are) streamed."""
+    if request.param == "streamed":
+        monkeypatch.setattr(soap, "STREAM_ABOVE", 0)
+
+
+@pytest.mark.usefixtures("either_way")
 @pytest.mark.parametrize(("inner", "requested", "row"), ROW_RULES)
 def test_row_rules(inner: str, requested: list[str], row: Row) -> None:
     page = parse_retrieve(response(inner), requested)
@@ -509,6 +518,7 @@ def test_row_rules(inner: str, requested: list[str], row: Row) -> None:
     assert list(page.rows[0]) == list(dict.fromkeys(requested))
 
 
+@pytest.mark.usefixtures("either_way")
 def test_rows_keep_their_order_and_are_independent() -> None:
     page = parse_retrieve(
         response("<ID>1</ID><ListName>a</ListName>", "<ID>2</ID>", "<ID>3</ID><ListName />"),
@@ -519,8 +529,22 @@ def test_rows_keep_their_order_and_are_independent() -> None:
         {"ID": "2", "ListName": None},
         {"ID": "3", "ListName": ""},
     ]
+    # held column by column, read as rows by position too
+    assert page.columns.columns == {"ID": ["1", "2", "3"], "ListName": ["a", None, ""]}
+    assert (len(page.columns), page.columns[-1], page.columns[1:]) == (
+        3,
+        page.rows[2],
+        page.rows[1:],
+    )
+    with pytest.raises(IndexError):
+        page.columns[3]
 
 
+def test_a_page_of_no_properties_still_counts_its_rows() -> None:
+    assert parse_retrieve(response("<ID>1</ID>", "<ID>2</ID>"), []).rows == [{}, {}]
+
+
+@pytest.mark.usefixtures("either_way")
 def test_a_long_page_is_read_whole() -> None:
     rows = [f"<ID>{i}</ID><Description>{'y' * 1000}</Description>" for i in range(3_000)]
     page = parse_retrieve(response(*rows), ["ID", "Description"])
@@ -528,6 +552,7 @@ def test_a_long_page_is_read_whole() -> None:
     assert {row["Description"] for row in page.rows} == {"y" * 1000}
 
 
+@pytest.mark.usefixtures("either_way")
 @pytest.mark.parametrize(
     ("status", "request_id", "more"),
     [
@@ -542,6 +567,7 @@ def test_status_and_request_id_are_read(status: str, request_id: str | None, mor
     assert (page.status, page.request_id, page.more, page.rows) == (status, request_id, more, [])
 
 
+@pytest.mark.usefixtures("either_way")
 def test_properties_named_like_the_heading_stay_in_their_row() -> None:
     inner = "<OverallStatus>Active</OverallStatus><RequestID>inner</RequestID>"
     page = parse_retrieve(response(inner, request_id="outer"), ["OverallStatus", "RequestID"])
@@ -577,6 +603,7 @@ NOT_A_PAGE = [
 ]
 
 
+@pytest.mark.usefixtures("either_way")
 @pytest.mark.parametrize(("content", "message"), NOT_A_PAGE)
 def test_what_is_not_a_page_raises_a_one_line_response_error(content: bytes, message: str) -> None:
     with pytest.raises(ResponseError, match=message) as caught:

@@ -1,12 +1,15 @@
 """How many requests the client keeps in flight: the ``Throttle`` (at most ``limit``, halved on
-each 429, won back one slot per ``allowed`` successes in a row) and ``SfmcClient.map``, which
-fetches items concurrently behind it, in order, stopping at the first failure."""
+each 429, won back one slot per ``allowed`` successes in a row), ``SfmcClient.map``, which
+fetches items concurrently behind it, in order, stopping at the first failure, and
+``SfmcClient.interleave``, which does the same for items of many results, as they arrive."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -283,6 +286,136 @@ def test_map_stops_starting_fetches_once_one_failed_even_behind_a_slow_one(
     # 0, 1 and 2 start together (at most); the slot item 1 freed checks for the failure
     # before it takes item 3, and so does every later one.
     assert set(started) <= {0, 1, 2}, sorted(started)
+
+
+# ---- SfmcClient.interleave, no server --------------------------------------------------------
+
+
+class Produced:
+    """What the items of an interleaving produced, and which of them were closed."""
+
+    def __init__(self) -> None:
+        self.results: list[tuple[int, int]] = []
+        self.closed: set[int] = set()
+        self._lock = threading.Lock()
+
+    def items(self, n: int, count: int | None = None, pause: float = 0.0) -> Iterator[str]:
+        """Item ``n``'s results: ``count`` of them, or endless ones."""
+        try:
+            for k in itertools.count() if count is None else range(count):
+                time.sleep(pause)
+                with self._lock:
+                    self.results.append((n, k))
+                yield f"{n}.{k}"
+        finally:
+            with self._lock:
+                self.closed.add(n)
+
+
+def interleaving_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sfmc-source-interleave"]
+
+
+def test_interleave_yields_every_result_each_items_in_order(
+    offline: Callable[[int], SfmcClient],
+) -> None:
+    client, produced = offline(4), Produced()
+
+    found = list(client.interleave(lambda n: produced.items(n, 5, n % 3 * 0.002), range(10)))
+
+    assert sorted(found) == sorted(f"{n}.{k}" for n in range(10) for k in range(5))
+    for n in range(10):
+        assert [r for r in found if r.startswith(f"{n}.")] == [f"{n}.{k}" for k in range(5)]
+    assert produced.closed == set(range(10))
+    assert list(client.interleave(lambda n: produced.items(n, 1), [])) == []
+
+
+@pytest.mark.parametrize("concurrency", [2, 5])
+def test_interleave_reads_at_most_concurrency_items_at_once(
+    offline: Callable[[int], SfmcClient], concurrency: int
+) -> None:
+    client, in_flight = offline(concurrency), InFlight()
+    first = threading.Barrier(concurrency, timeout=SAFETY)
+
+    def item(n: int) -> Iterator[int]:
+        with in_flight:
+            if n < concurrency:  # the first ones all run at once, however slow the machine
+                first.wait()
+            for k in range(3):
+                time.sleep(0.002)
+                yield k
+
+    assert len(list(client.interleave(item, range(12)))) == 36
+    assert in_flight.most == concurrency
+
+
+def test_interleave_with_concurrency_one_reads_on_the_calling_thread_in_order(
+    offline: Callable[[int], SfmcClient],
+) -> None:
+    client, threads = offline(1), set()
+
+    def item(n: int) -> Iterator[int]:
+        threads.add(threading.current_thread())
+        yield from (n, n)
+
+    assert list(client.interleave(item, [3, 1, 2])) == [3, 3, 1, 1, 2, 2]
+    assert threads == {threading.current_thread()}
+
+
+def test_interleave_raises_a_failure_once_the_others_stopped_at_their_next_result(
+    offline: Callable[[int], SfmcClient],
+) -> None:
+    client, produced = offline(3), Produced()
+    failure = Boom("item 0 failed")
+    failed_after: list[int] = []
+
+    def item(n: int) -> Iterator[str]:
+        if n == 0:
+            time.sleep(0.05)  # the others are running by then
+            failed_after.append(len(produced.results))
+            raise failure
+        yield from produced.items(n, pause=0.005)  # endless
+
+    with pytest.raises(Boom) as caught:
+        for _ in client.interleave(item, range(20)):
+            pass
+
+    assert caught.value is failure
+    # 1 and 2 ran beside 0 and made at most one result each once it had failed; they were
+    # closed, and nothing after them started
+    assert produced.closed == {1, 2}
+    assert len(produced.results) - failed_after[0] <= 2
+    assert not interleaving_threads()
+
+
+def test_interleavings_behind_one_throttle_read_at_most_twice_its_limit_items_at_once(
+    offline: Callable[[int], SfmcClient],
+) -> None:
+    client, in_flight = offline(2), InFlight()
+
+    def item(n: int) -> Iterator[int]:
+        with in_flight:
+            for k in range(3):
+                time.sleep(0.005)
+                yield k
+
+    with ThreadPoolExecutor(3) as pool:  # three collections read at once, say
+        read = list(pool.map(lambda _: len(list(client.interleave(item, range(8)))), range(3)))
+
+    assert read == [24, 24, 24]
+    assert 2 <= in_flight.most <= 2 * 2
+
+
+def test_closing_an_interleaving_stops_its_items(offline: Callable[[int], SfmcClient]) -> None:
+    client, produced = offline(3), Produced()
+    results = client.interleave(lambda n: produced.items(n, pause=0.001), range(20))
+
+    taken = list(itertools.islice(results, 10))
+    results.close()  # type: ignore[attr-defined]  # a generator
+
+    assert len(taken) == 10
+    assert produced.closed == {0, 1, 2}
+    assert not interleaving_threads()
 
 
 # ---- SfmcClient.map against the emulator -----------------------------------------------------

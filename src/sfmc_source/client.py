@@ -7,11 +7,12 @@ of times; everything else raises a typed error from ``errors``. Every request is
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ from sfmc_source.errors import (
     Stopped,
     TransientError,
 )
+from sfmc_source.workers import PageParser, default_workers
 
 USER_AGENT = f"sfmc-source/{__version__}"
 MAX_RETRY_AFTER = 300.0
@@ -87,7 +89,11 @@ class RetryPolicy:
 
 class Throttle:
     """How many API requests may be in flight: at most ``limit``. Each 429 halves the
-    allowance; as many successes in a row as the allowance win one more slot back."""
+    allowance; as many successes in a row as the allowance win one more slot back.
+
+    ``readers`` bounds the chains of requests (the items of ``SfmcClient.interleave``, of
+    every collection) read at once to twice ``limit``: enough that pages are read while
+    others are fetched; each holds a page or two in memory, and more would only wait."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -95,6 +101,7 @@ class Throttle:
         self.limit = self.allowed = limit
         self._in_flight = self._streak = 0
         self._changed = threading.Condition()
+        self.readers = threading.BoundedSemaphore(2 * limit)
 
     def acquire(self) -> None:
         with self._changed:
@@ -115,7 +122,9 @@ class Throttle:
 
 class SfmcClient:
     """Authenticated REST and SOAP calls against one business unit, ``concurrency`` at most
-    at a time (fewer while SFMC throttles); clients given one ``throttle`` share it."""
+    at a time (fewer while SFMC throttles); clients given one ``throttle`` share it. Large
+    SOAP pages are read in worker processes by the ``parser``, which clients may share too
+    (whoever made it closes it); by default each has its own, of ``default_workers``."""
 
     def __init__(
         self,
@@ -125,6 +134,7 @@ class SfmcClient:
         transport: httpx.BaseTransport | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         throttle: Throttle | None = None,
+        parser: PageParser | None = None,
     ) -> None:
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
@@ -142,8 +152,12 @@ class SfmcClient:
         self._business_unit_id = credentials.account_id
         # Asked before each request: once it says so, none is sent (Stopped is raised).
         self.stop: Callable[[], bool] = _never
+        self.parser = parser or PageParser(default_workers())
+        self._own_parser = parser is None
 
     def close(self) -> None:
+        if self._own_parser:
+            self.parser.close()
         self.http.close()
 
     def secrets(self) -> list[str]:
@@ -186,6 +200,24 @@ class SfmcClient:
         if failure is not None:
             raise failure
         return [future.result() for future in futures]
+
+    def interleave(
+        self, produce: Callable[[Item], Iterable[Result]], items: Sequence[Item]
+    ) -> Iterator[Result]:
+        """What ``produce`` yields for each item, up to ``concurrency`` items read at once, each
+        result as it arrives (one item's in order, items mixed). The first failure stops every
+        item at its next result and is raised once they have stopped; closing the iterator
+        stops them the same way. A few results at most wait for the caller."""
+        workers = min(self.throttle.limit, len(items))
+        if workers <= 1:
+            for item in items:
+                yield from produce(item)
+            return
+        flow = _Interleaving(produce, items, workers, self.throttle.readers)
+        try:
+            yield from flow.results()
+        finally:
+            flow.stop()
 
     def business_unit_id(self) -> int:
         """The MID this client acts in: the account id asked for, else the package's own
@@ -245,11 +277,12 @@ class SfmcClient:
         properties: Sequence[str],
         where: soap.Filter | None = None,
         label: str = "",
-    ) -> Iterator[list[dict[str, str | None]]]:
+        ahead: bool = True,
+    ) -> Iterator[soap.Rows]:
         """Every row of a SOAP Retrieve, one page at a time (``paging.soap_pages``)."""
         from sfmc_source.paging import soap_pages
 
-        return soap_pages(self, object_type, properties, where, label)
+        return soap_pages(self, object_type, properties, where, label, ahead)
 
     def describe(self, object_type: str, label: str = "") -> dict[str, soap.DescribedProperty]:
         envelope = soap.describe_envelope(TOKEN_PLACEHOLDER, object_type)
@@ -331,6 +364,102 @@ class _NotStarted(Exception):
 
 def _never() -> bool:
     return False
+
+
+class _Interleaving:
+    """The threads of one ``SfmcClient.interleave``: each takes the next item and hands what
+    ``produce`` yields for it to a short queue, checking between results whether to stop."""
+
+    def __init__(
+        self,
+        produce: Callable[[Any], Iterable[Any]],
+        items: Sequence[Any],
+        workers: int,
+        readers: threading.BoundedSemaphore,
+    ) -> None:
+        self.produce, self.readers = produce, readers
+        self.items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for item in items:
+            self.items.put(item)
+        self.arrived: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=workers)
+        self.stopped = threading.Event()
+        self.failure: BaseException | None = None
+        self.threads = [
+            threading.Thread(target=self._work, name="sfmc-source-interleave", daemon=True)
+            for _ in range(workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def results(self) -> Iterator[Any]:
+        running = len(self.threads)
+        while running:
+            try:
+                done, result = self.arrived.get(timeout=_POLL)
+            except queue.Empty:
+                done, result = False, _NOTHING
+            if self.failure is not None:
+                raise self.failure
+            if done:
+                running -= 1
+            elif result is not _NOTHING:
+                yield result
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join()
+
+    def _work(self) -> None:
+        try:
+            while not self.stopped.is_set():
+                try:
+                    item = self.items.get_nowait()
+                except queue.Empty:
+                    break
+                if not self._reader():
+                    break
+                try:
+                    self._read(item)
+                finally:
+                    self.readers.release()
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            self.stopped.set()
+        self._offer((True, None))
+
+    def _read(self, item: Any) -> None:
+        results = iter(self.produce(item))
+        try:
+            for result in results:
+                if not self._offer((False, result)):
+                    return
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+
+    def _reader(self) -> bool:
+        """A slot among the throttle's ``readers``; ``False`` once told to stop."""
+        while not self.readers.acquire(timeout=_POLL):
+            if self.stopped.is_set():
+                return False
+        return True
+
+    def _offer(self, entry: tuple[bool, Any]) -> bool:
+        """Queue ``entry`` for the caller; ``False`` once told to stop."""
+        while not self.stopped.is_set():
+            try:
+                self.arrived.put(entry, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+# How often a thread of ``interleave`` waiting on its queue looks whether to stop (seconds).
+_POLL = 0.05
+_NOTHING = object()
 
 
 def _transient(response: httpx.Response) -> bool:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 50
 EXPIRED_CONTINUATION = "The RequestID sent through ContinueRequest does not exist"
-Rows = list[dict[str, str | None]]
+Rows = soap.Rows  # a page's rows, column by column
 
 
 def rest_pages(
@@ -80,8 +80,10 @@ def soap_pages(
     properties: Sequence[str],
     where: soap.Filter | None = None,
     label: str = "",
+    ahead: bool = True,
 ) -> Iterator[Rows]:
-    """Every row of a SOAP Retrieve, one page (≤ 2,500 rows) at a time.
+    """Every row of a SOAP Retrieve, one page (≤ 2,500 rows) at a time; with ``ahead``, the
+    next page is fetched while the caller handles one.
 
     A ``ContinueRequest`` that fails is never sent again: SFMC may already have served its
     page, and the next answer would silently skip it. The Retrieve starts over instead (a
@@ -89,9 +91,10 @@ def soap_pages(
     primary key.
     """
     retrieval = _Retrieval(client, object_type, properties, where, label)
+    pages = retrieval.pages if ahead else retrieval.pages_in_turn
     for restart in range(1, client.retry.tries + 1):
         try:
-            yield from retrieval.pages()
+            yield from pages()
             return
         except _LostContinuation as lost:
             reason = str(lost)
@@ -124,10 +127,20 @@ class _Retrieval:
             page = self.fetch(None)
             while True:
                 following = ahead.submit(self.fetch, page.request_id) if page.more else None
-                yield page.rows
+                yield page.columns
                 if following is None:
                     return
                 page = following.result()
+
+    def pages_in_turn(self) -> Iterator[Rows]:
+        """The pages of one Retrieve, each fetched once the caller is done with the one
+        before: for Retrieves read side by side, which overlap fetching and loading already
+        and would each hold one page more."""
+        page = self.fetch(None)
+        yield page.columns
+        while page.more:
+            page = self.fetch(page.request_id)
+            yield page.columns
 
     def fetch(self, request_id: str | None) -> soap.RetrievePage:
         envelope = soap.retrieve_envelope(
@@ -145,7 +158,9 @@ class _Retrieval:
                 content = call("Retrieve", envelope, self.what, self.label, tries=1)
             except TransientError as exc:
                 raise _LostContinuation(str(exc)) from exc
-        page = soap.parse_retrieve(content, self.properties, object_type=self.object_type)
+        page = self.client.parser.parse_retrieve(
+            content, self.properties, object_type=self.object_type
+        )
         if request_id is not None and page.status.startswith(EXPIRED_CONTINUATION):
             raise _LostContinuation(page.status)
         soap.raise_for_status(page, self.object_type)

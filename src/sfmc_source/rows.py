@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import timezone
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sfmc_source.errors import ResponseError
+from sfmc_source.soap import Rows
 from sfmc_source.specs import BUSINESS_UNIT_ID, Collection, Column
 from sfmc_source.timefmt import NEVER, SYSTEM_TIME, parse_timestamp
 
@@ -32,6 +33,8 @@ ARROW_TYPES = {
     "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
+# One column's values: Python values, or SOAP text already in Arrow.
+Raw: TypeAlias = "list[Any] | pa.Array[Any]"
 # What Arrow casts exactly as ``convert`` reads it; other text takes the slow, exact path.
 _PLAIN = {
     "bigint": r"^-?\d{1,18}$",
@@ -47,16 +50,17 @@ def table(
     soap: bool = False,
     naive_zone: timezone = SYSTEM_TIME,
 ) -> pa.Table:
-    """The rows of ``collection`` from REST items (dotted paths) or SOAP rows (flat names)."""
-    for record in records:
-        if not isinstance(record, Mapping):
-            raise ResponseError(f"{collection.name}: an item is not a JSON object: {record!r:.80}")
+    """The rows of ``collection`` from REST items (dotted paths) or SOAP rows (flat names;
+    taken column by column when they come as ``soap.Rows``)."""
+    if not isinstance(records, Rows):
+        for record in records:
+            if not isinstance(record, Mapping):
+                raise ResponseError(
+                    f"{collection.name}: an item is not a JSON object: {record!r:.80}"
+                )
     arrays = []
     for column in collection.columns:
-        if soap:
-            raw = [record.get(column.source) for record in records]
-        else:
-            raw = _dig_all(records, column.source)
+        raw = _raw(records, column.source, soap)
         try:
             arrays.append(_array(raw, column.type, soap, naive_zone))
         except (TypeError, ValueError) as exc:
@@ -104,21 +108,22 @@ def _check_keys(
             )
 
 
-def _array(raw: list[Any], kind: str, from_text: bool, naive_zone: timezone) -> pa.Array[Any]:
+def _array(raw: Raw, kind: str, from_text: bool, naive_zone: timezone) -> pa.Array[Any]:
     arrow_type = ARROW_TYPES[kind]
     if from_text and kind != "json":
         cast = _cast_text(raw, kind, naive_zone)
         if cast is not None:
             return cast
-    values = [convert(v, kind, from_text=from_text, naive_zone=naive_zone) for v in raw]
+    listed = raw.to_pylist() if isinstance(raw, pa.Array) else raw
+    values = [convert(v, kind, from_text=from_text, naive_zone=naive_zone) for v in listed]
     if kind == "json":
         values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
     return pa.array(values, arrow_type)
 
 
-def _cast_text(raw: list[Any], kind: str, naive_zone: timezone) -> pa.Array[Any] | None:
+def _cast_text(raw: Raw, kind: str, naive_zone: timezone) -> pa.Array[Any] | None:
     """SOAP text cast by Arrow, or ``None`` where some value needs ``convert``'s reading."""
-    text = pa.array(raw, pa.string())
+    text = raw if isinstance(raw, pa.Array) else pa.array(raw, pa.string())
     if kind == "text":
         return text
     if kind == "bool":
@@ -136,6 +141,17 @@ def _cast_text(raw: list[Any], kind: str, naive_zone: timezone) -> pa.Array[Any]
     offset = naive_zone.utcoffset(None)
     shift = (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
     return pc.subtract(local, shift).cast(ARROW_TYPES["timestamp"])
+
+
+def _raw(records: Sequence[Mapping[str, Any]], source: str, soap: bool) -> Raw:
+    """The values of one column: a property of SOAP rows (Arrow text when they come as
+    ``soap.Rows``), or a dotted path into REST items."""
+    if isinstance(records, Rows):
+        found = records.array(source)
+        return found if found is not None else [None] * len(records)
+    if soap:
+        return [record.get(source) for record in records]
+    return _dig_all(records, source)
 
 
 def _dig_all(records: Sequence[Mapping[str, Any]], path: str) -> list[Any]:

@@ -332,7 +332,7 @@ def test_the_first_sync_reads_back_as_far_as_the_backfill_says(
     assert all(d > before for d in dates)
     assert len(dates) >= sum(d > after for d in every if d is not None)
     assert 0 < len(dates) < len(every)
-    # windows of 30 days, doubled after each that held less than a page, then an open one
+    # a window per request the client may have in flight (five), none under 30 days wide
     assert counts["SOAP Retrieve SentEvent"] <= 6
 
 
