@@ -175,8 +175,9 @@ def test_sigterm_mid_run_stops_at_a_safe_point_and_a_restart_converges(
     emulator = held
     emulator.app.gate.close(rest=False)  # SOAP requests wait; REST collections are read
     env = cli_env(emulator, tmp_path)
-    # enough slots that the held SOAP requests leave some to REST
-    process = start_run(env, "--every", "2s", "-v", "--concurrency", "30")
+    # enough slots that the held SOAP requests (one an event window: 20 days, one window)
+    # leave some to REST
+    process = start_run(env, "--every", "2s", "-v", "--concurrency", "30", "--backfill-days", "20")
     stderr = Stderr(process)
     stderr.wait_for("campaign_assets: read")  # campaigns and their assets: read in full
     wait_inside(emulator, process)  # lists (SOAP) held at its first request

@@ -156,8 +156,10 @@ def test_an_interrupted_sync_exits_non_zero_and_names_what_it_skipped(
     dest = Destination("duckdb", f"duckdb:///{tmp_path}/w.duckdb", "sfmc")
     env = cli.env(held, dest, "a")
     held.app.gate.close(rest=False)  # SOAP requests wait; REST collections are read
-    # enough slots that the held SOAP requests leave some to REST
-    running = start_cli("sync", "-v", "--concurrency", "30", env=env, cwd=cli.cwd("a"))
+    # enough slots that the held SOAP requests (one an event window: 20 days, one window)
+    # leave some to REST
+    args = ("-v", "--concurrency", "30", "--backfill-days", "20")
+    running = start_cli("sync", *args, env=env, cwd=cli.cwd("a"))
     assert running.stderr is not None
     _wait_for_line(running.stderr, "campaign_assets: read")
     held.app.gate.wait_until_holding(alive=lambda: running.poll() is None)  # lists is held
