@@ -234,14 +234,14 @@ def test_a_backfill_reads_its_windows_at_once_behind_the_throttle_and_every_even
     emulator_factory: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emulator = emulator_factory(sizes=EVENT_SIZES)
-    in_flight = first_together(emulator, monkeypatch, together=3)
-    with connected(emulator, concurrency=3) as client:
+    in_flight = first_together(emulator, monkeypatch, together=3)  # one, and 5 // 2 beside it
+    with connected(emulator, concurrency=5) as client:
         reader = Reader(client, emulator.config.mids[0], SYSTEM_TIME, False)
         now = datetime.now(UTC)
         retrieval = reader.events(COLLECTIONS["open_events"], BEFORE_ALL, now, True, [])
         keys = [key for page in retrieval for key in page["event_key"].to_pylist()]
 
-    spans = event_windows(BEFORE_ALL, now, True, 3)
+    spans = event_windows(BEFORE_ALL, now, True, 5)
     assert emulator.app.log.count("SOAP Retrieve OpenEvent") == len(spans)  # one page each
     assert in_flight.most == 3
     assert len(keys) == len(set(keys)) == opens_of(emulator) > 0

@@ -91,9 +91,10 @@ class Throttle:
     """How many API requests may be in flight: at most ``limit``. Each 429 halves the
     allowance; as many successes in a row as the allowance win one more slot back.
 
-    ``readers`` bounds the chains of requests (the items of ``SfmcClient.interleave``, of
-    every collection) read at once to twice ``limit``: enough that pages are read while
-    others are fetched; each holds a page or two in memory, and more would only wait."""
+    ``readers`` bounds the chains of requests that ``SfmcClient.interleave`` reads beside
+    each interleaving's first (other EventDate windows), across every collection, to half of
+    ``limit``: the other half stays for the requests of other collections, and each chain holds
+    a page or two in memory."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -101,7 +102,8 @@ class Throttle:
         self.limit = self.allowed = limit
         self._in_flight = self._streak = 0
         self._changed = threading.Condition()
-        self.readers = threading.BoundedSemaphore(2 * limit)
+        self.extra_readers = limit // 2
+        self.readers = threading.BoundedSemaphore(max(self.extra_readers, 1))
 
     def acquire(self) -> None:
         with self._changed:
@@ -204,11 +206,12 @@ class SfmcClient:
     def interleave(
         self, produce: Callable[[Item], Iterable[Result]], items: Sequence[Item]
     ) -> Iterator[Result]:
-        """What ``produce`` yields for each item, up to ``concurrency`` items read at once, each
-        result as it arrives (one item's in order, items mixed). The first failure stops every
-        item at its next result and is raised once they have stopped; closing the iterator
-        stops them the same way. A few results at most wait for the caller."""
-        workers = min(self.throttle.limit, len(items))
+        """What ``produce`` yields for each item, each result as it arrives (one item's in
+        order, items mixed): one item read at a time, and as many more beside it as the
+        throttle's ``readers`` allow. The first failure stops every item at its next result and
+        is raised once they have stopped; closing the iterator stops them the same way. A few
+        results at most wait for the caller."""
+        workers = min(1 + self.throttle.extra_readers, len(items))
         if workers <= 1:
             for item in items:
                 yield from produce(item)
@@ -384,9 +387,11 @@ class _Interleaving:
         self.arrived: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=workers)
         self.stopped = threading.Event()
         self.failure: BaseException | None = None
-        self.threads = [
-            threading.Thread(target=self._work, name="sfmc-source-interleave", daemon=True)
-            for _ in range(workers)
+        self.threads = [  # the first reads without a slot among the readers
+            threading.Thread(
+                target=self._work, args=(n == 0,), name="sfmc-source-interleave", daemon=True
+            )
+            for n in range(workers)
         ]
         for thread in self.threads:
             thread.start()
@@ -410,19 +415,20 @@ class _Interleaving:
         for thread in self.threads:
             thread.join()
 
-    def _work(self) -> None:
+    def _work(self, first: bool) -> None:
         try:
             while not self.stopped.is_set():
                 try:
                     item = self.items.get_nowait()
                 except queue.Empty:
                     break
-                if not self._reader():
+                if not (first or self._reader()):
                     break
                 try:
                     self._read(item)
                 finally:
-                    self.readers.release()
+                    if not first:
+                        self.readers.release()
         except BaseException as exc:
             self.failure = self.failure or exc
             self.stopped.set()
