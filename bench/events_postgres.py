@@ -32,6 +32,8 @@ from sync import (
     served,
 )
 
+from sfmc_source.emulator import Faults
+
 TARGET = 0.8  # Postgres rows/s ÷ DuckDB rows/s
 RESULTS = Path(__file__).parent / "results" / "events_postgres.json"
 
@@ -65,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     days = recent_days(EVENTS_PART)
     runs: dict[str, list[EventsRun]] = {"duckdb": [], "postgres": []}
-    with emulator("events", 0) as env:
+    with emulator("events", Faults()) as env:
         for _ in range(args.rounds):
             runs["duckdb"].append(events_sync(env, days, None))
             runs["postgres"].append(events_sync(env, days, args.destination))
