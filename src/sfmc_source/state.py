@@ -88,11 +88,7 @@ class RunStates:
             return self.working[name]
 
     def _stored_of(self, name: str) -> dict[str, Any]:
-        """A copy of this unit's part alone (not of every unit's, once per unit)."""
-        resource = self.stored.get(name, {})
-        if "units" in resource:
-            return copy.deepcopy(resource["units"].get(str(self.unit), {}))
-        return unit_part(copy.deepcopy(resource), self.unit)  # an earlier shape, whole
+        return unit_part(copy.deepcopy(self.stored.get(name, {})), self.unit)
 
     def learned(self, names: Iterable[str], key: str) -> list[Any]:
         found = []
